@@ -1,0 +1,1 @@
+"""Chat-style question answering over news articles, with cited sources."""

@@ -1,0 +1,81 @@
+"""Settings: the only module that reads the environment and `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Every knob of the bot. Project settings use the QA_ prefix; library ones keep their usual names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="QA_", env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # Index
+    data_dir: Path = Path(".qa")
+    corpus_dir: Path = Path("seeds")
+    collection: str = "articles"
+    chunk_size: int = Field(200, gt=16, le=256, description="tokens of the embedding model per chunk")
+    chunk_overlap: int = Field(32, ge=0)
+    embed_batch_size: int = Field(64, gt=0)
+    model_cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "qa-bot",
+        description="where the ONNX export of the embedding model is kept",
+    )
+    chroma_host: str | None = Field(None, validation_alias=_alias("CHROMA_HOST", "QA_CHROMA_HOST"))
+    chroma_port: int = Field(8000, validation_alias=_alias("CHROMA_PORT", "QA_CHROMA_PORT"))
+
+    # Retrieval and answering
+    top_k: int = Field(5, gt=0, le=50)
+    candidates: int = Field(20, gt=0, le=200, description="hits taken from each retriever before fusion")
+    max_question_chars: int = 4000
+    abstain_threshold: float = Field(
+        0.40, description="minimum evidence score of the offline answerer; calibrated by `python -m eval.calibrate`"
+    )
+
+    # LLM (any OpenAI-compatible server)
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_alias("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_alias("OPENAI_BASE_URL"))
+    llm_model: str = "gpt-4o-mini"
+    llm_temperature: float = 0.0
+    llm_timeout: float = Field(30.0, gt=0)
+    llm_max_retries: int = Field(2, ge=0)
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_alias("SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias=_alias("SLACK_SIGNING_SECRET"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_alias("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_alias("SLACK_API_URL", "QA_SLACK_API_URL"))
+    slack_allowed_channels: str = Field("", description="comma-separated channel ids; empty allows all")
+    slack_rate_limit: int = Field(5, ge=1, description="questions per user per minute")
+    feedback_db_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under data_dir")
+
+    @property
+    def llm_enabled(self) -> bool:
+        """True when an OpenAI-compatible LLM is configured."""
+        return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def backend(self) -> str:
+        """Human-readable name of the Chroma backend in use."""
+        if self.chroma_host:
+            return f"chroma server {self.chroma_host}:{self.chroma_port}"
+        return f"embedded chroma at {self.data_dir / 'chroma'}"
+
+    @property
+    def feedback_url(self) -> str:
+        """The SQLAlchemy URL of the feedback store."""
+        return self.feedback_db_url or f"sqlite:///{(self.data_dir / 'feedback.sqlite').resolve()}"
+
+
+def load_settings(**overrides) -> Settings:
+    """Read settings from the environment and `.env`, with explicit overrides winning."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,206 @@
+"""The one answer pipeline: question (+ conversation) -> retrieved chunks -> Answer with citations.
+
+Slack, the REPL and evaluation are thin adapters around `Pipeline.ask` / `Pipeline.stream`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from bot.answer.extractive import ABSTAIN_TEXT, ExtractiveAnswerer
+from bot.errors import BadQuestion, IndexMissing
+from bot.retrieval import HybridRetriever
+from bot.types import Answer, Chunk, Conversation, Delta, Filters, Question
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from index.lexical import LexicalIndex
+
+_PRONOUN = re.compile(r"\b(it|its|it's|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those|there)\b", re.I)
+_ENTITY = re.compile(r"\b[A-Z][\w’'&.-]*(?:\s+(?:of\s+|the\s+|and\s+)?[A-Z][\w’'&.-]*)*")
+_QUESTION_WORDS = {"Who", "What", "When", "Where", "Which", "Why", "How", "Whose", "Did", "Does", "Do", "Is", "Are",
+                   "Was", "Were", "Can", "Could", "Tell", "Name", "List", "The", "A", "An", "In", "At", "On"}
+
+
+def subject_of(question: str) -> str | None:
+    """The named subject of a question (its capitalised phrases), used to carry context offline."""
+    found = []
+    for m in _ENTITY.finditer(question):
+        words = m.group(0).split()
+        while words and words[0] in _QUESTION_WORDS:
+            words = words[1:]
+        phrase = " ".join(words).strip(" ?.,")
+        if phrase and phrase not in found:
+            found.append(phrase)
+    return " ".join(found) if found else None
+
+
+def carry_subject(question: str, previous: str) -> str:
+    """A follow-up made standalone without an LLM: its pronoun replaced by the previous turn's subject."""
+    subject = subject_of(previous)
+    if not subject or subject_of(question):
+        if subject_of(question) or not _PRONOUN.search(question):
+            return question
+        return f"{question} ({previous})"
+    if _PRONOUN.search(question):
+        def sub(m: re.Match) -> str:
+            word = m.group(0).lower()
+            return f"{subject}'s" if word in {"its", "their", "his", "her", "theirs", "hers"} else subject
+
+        return _PRONOUN.sub(sub, question, count=1)
+    if len(question.split()) <= 5:
+        return f"{question} ({subject})"  # "And the CEO?" style: too short to stand alone
+    return question
+
+
+class Pipeline:
+    """Retrieve, then answer (LLM when configured, else extractive), with conversation context."""
+
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        extractive: ExtractiveAnswerer,
+        llm=None,
+        top_k: int = 5,
+        max_question_chars: int = 4000,
+        info: dict | None = None,
+    ):
+        self.retriever = retriever
+        self.extractive = extractive
+        self.llm = llm
+        self.top_k = top_k
+        self.max_question_chars = max_question_chars
+        self.info = info or {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pipeline:
+        """Open the index named by settings and build the answerers it asks for."""
+        from index.build import lexical_folder
+        from index.embedding import MiniLMEncoder
+        from index.lexical import LexicalIndex
+        from index.store import ChromaStore
+
+        encoder = MiniLMEncoder(settings.model_cache_dir)
+        store = ChromaStore.open(
+            settings.data_dir, settings.collection, encoder.name, settings.chroma_host, settings.chroma_port
+        )
+        lexical = LexicalIndex.open(
+            lexical_folder(settings.data_dir, settings.collection, settings.chroma_host, settings.chroma_port)
+        )
+        if lexical is None:
+            raise IndexMissing("The index is incomplete (no BM25 side yet): run `qa index` again.")
+        retriever = HybridRetriever(store, lexical, encoder, candidates=settings.candidates)
+        extractive = ExtractiveAnswerer(encoder, lexical, threshold=settings.abstain_threshold)
+        llm = None
+        if settings.llm_enabled:
+            from bot.answer.llm import LLMAnswerer
+
+            llm = LLMAnswerer.from_settings(settings, fallback=extractive)
+        info = {
+            "answerer": "llm" if llm else "extractive",
+            "model": settings.llm_model if llm else "offline extractive (all-MiniLM-L6-v2 + BM25)",
+            "index": f"{settings.collection}: {lexical.meta.n_docs} documents, {lexical.meta.n_chunks} chunks",
+            "backend": settings.backend,
+        }
+        return cls(retriever, extractive, llm, settings.top_k, settings.max_question_chars, info)
+
+    @property
+    def lexical(self) -> LexicalIndex | None:
+        """The BM25 side (also the chunk table used to show passages)."""
+        return self.retriever.lexical
+
+    @property
+    def mode(self) -> str:
+        """"llm" or "extractive"."""
+        return "llm" if self.llm else "extractive"
+
+    # --- steps ------------------------------------------------------------------
+    def check(self, question: Question | str) -> Question:
+        """The question as a Question, or BadQuestion when it is empty or too long."""
+        q = Question(question) if isinstance(question, str) else question
+        text = q.text.strip() if isinstance(q.text, str) else ""
+        if not text:
+            raise BadQuestion("Please ask a question: it was empty.")
+        if len(text) > self.max_question_chars:
+            raise BadQuestion(
+                f"That question is {len(text):,} characters long; please keep it under {self.max_question_chars:,}."
+            )
+        return replace(q, text=text)
+
+    def standalone(self, question: str, conversation: Conversation | None) -> str:
+        """The question rewritten to stand alone, given the conversation so far."""
+        if not conversation or not conversation.turns:
+            return question
+        previous = conversation.last.standalone or conversation.last.question
+        if self.llm:
+            return self.llm.condense(question, conversation)
+        return carry_subject(question, previous)
+
+    def retrieve(self, text: str, filters: Filters = Filters()) -> list[Chunk]:
+        """The top-k chunks for a standalone question."""
+        return self.retriever.retrieve(text, self.top_k, filters)
+
+    def _finish(self, answer: Answer, q: Question, standalone: str, t0: float) -> Answer:
+        return replace(
+            answer,
+            question=q.text,
+            standalone_question=standalone if standalone != q.text else None,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+        )
+
+    def _no_chunks(self, q: Question) -> Answer:
+        note = "no article matches the filters" if not q.filters.is_empty() else "the index is empty"
+        return Answer(question=q.text, text=ABSTAIN_TEXT, abstained=True, mode=self.mode, note=note)
+
+    # --- entry points -------------------------------------------------------------
+    def ask(self, question: Question | str, conversation: Conversation | None = None) -> Answer:
+        """Answer one question; the conversation (if any) gives follow-ups their context."""
+        t0 = time.perf_counter()
+        q = self.check(question)
+        standalone = self.standalone(q.text, conversation)
+        vector = self.retriever.encoder.encode_one(standalone)
+        chunks = self.retriever.retrieve(standalone, self.top_k, q.filters, vector)
+        if not chunks:
+            return self._finish(self._no_chunks(q), q, standalone, t0)
+        if self.llm:
+            answer = self.llm.answer(standalone, chunks)
+        else:
+            answer = self.extractive.answer(standalone, chunks, vector)
+        return self._finish(answer, q, standalone, t0)
+
+    def stream(self, question: Question | str, conversation: Conversation | None = None) -> Iterator[Delta | Answer]:
+        """Like ask, but yields text deltas as an LLM produces them; the last item is the Answer."""
+        t0 = time.perf_counter()
+        q = self.check(question)
+        if not self.llm:
+            yield self.ask(q, conversation)
+            return
+        standalone = self.standalone(q.text, conversation)
+        chunks = self.retriever.retrieve(standalone, self.top_k, q.filters)
+        if not chunks:
+            yield self._finish(self._no_chunks(q), q, standalone, t0)
+            return
+        for item in self.llm.stream(standalone, chunks):
+            if isinstance(item, Answer):
+                yield self._finish(item, q, standalone, t0)
+            else:
+                yield item
+
+    def passage(self, chunk_id: str, radius: int = 0) -> str:
+        """The text around a chunk (for `/open N`): the chunk and `radius` neighbours each side."""
+        if self.lexical is None:
+            return ""
+        found = self.lexical.by_ids([chunk_id]).get(chunk_id)
+        if found is None:
+            return ""
+        parts = self.lexical.neighbours(found.doc_id, found.position, radius)
+        # Neighbouring chunks overlap; stitch them on their offsets in the article.
+        text, end = parts[0].text, parts[0].end
+        for part in parts[1:]:
+            text += part.text[max(0, end - part.start) :]
+            end = max(end, part.end)
+        return text

@@ -1,0 +1,92 @@
+"""Hybrid retrieval: Chroma vector search + BM25, fused by reciprocal rank."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bot.types import Chunk, Filters, Sentence
+from index.embedding import MiniLMEncoder
+from index.lexical import LexicalIndex
+from index.store import ChromaStore, StoredChunk
+
+RRF_K = 60  # the constant from Cormack et al. (2009), also LlamaIndex's default
+
+
+def parse_spans(spans: str) -> tuple[Sentence, ...]:
+    """Sentence offsets from their stored "s-e,s-e" form."""
+    out = []
+    for part in spans.split(","):
+        if "-" in part:
+            s, e = part.split("-", 1)
+            out.append(Sentence(int(s), int(e)))
+    return tuple(out)
+
+
+def to_chunk(stored: StoredChunk, score: float) -> Chunk:
+    """The pipeline's Chunk for a stored one."""
+    return Chunk(
+        id=stored.id,
+        doc_id=stored.doc_id,
+        title=stored.title,
+        date=stored.date,
+        text=stored.text,
+        score=score,
+        start=stored.start,
+        end=stored.end,
+        sentences=parse_spans(stored.sentences),
+    )
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> dict[str, float]:
+    """RRF scores of ids over several rankings: sum of 1 / (k + rank).
+
+    LlamaIndex's QueryFusionRetriever does the same fusion, but importing llama_index.core costs
+    ~1.9 s here, more than the whole cold-start budget of a query (1.5 s); this is the same formula.
+    """
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, chunk_id in enumerate(ranking, start=1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return scores
+
+
+class HybridRetriever:
+    """Vector + BM25 retrieval over one index; returns the pipeline's Chunk type."""
+
+    def __init__(
+        self,
+        store: ChromaStore,
+        lexical: LexicalIndex | None,
+        encoder: MiniLMEncoder,
+        candidates: int = 20,
+    ):
+        self.store = store
+        self.lexical = lexical
+        self.encoder = encoder
+        self.candidates = candidates
+
+    def allowed_docs(self, filters: Filters) -> list[str] | None:
+        """Article ids that pass the filters, or None when unfiltered."""
+        if filters.is_empty() or self.lexical is None:
+            return None
+        return self.lexical.doc_ids(filters.doc_prefix, filters.since, filters.until)
+
+    def retrieve(
+        self, text: str, k: int, filters: Filters = Filters(), vector: np.ndarray | None = None
+    ) -> list[Chunk]:
+        """The k best chunks for text, best first; score is the fused RRF score."""
+        allowed = self.allowed_docs(filters)
+        if allowed is not None and not allowed:
+            return []
+        if vector is None:
+            vector = self.encoder.encode_one(text)
+        n = max(self.candidates, k)
+        dense = self.store.query(vector, n, doc_ids=allowed)
+        sparse = self.lexical.search(text, n, doc_ids=allowed) if self.lexical else []
+        by_id: dict[str, StoredChunk] = {c.id: c for c, _ in sparse}
+        by_id.update({c.id: c for c, _ in dense})  # the store's copy is authoritative
+        fused = reciprocal_rank_fusion([[c.id for c, _ in dense], [c.id for c, _ in sparse]])
+        best = sorted(fused, key=fused.get, reverse=True)[:k]
+        return [to_chunk(by_id[i], fused[i]) for i in best]

@@ -1,0 +1,1 @@
+"""Offline, incremental indexing of articles into Chroma plus a BM25 index beside it."""

@@ -1,0 +1,26 @@
+"""Errors of the indexing layer, each with a message that is safe to show a user.
+
+`bot.errors.QAError` is the same base class, so adapters catch one type.
+"""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Base of errors whose message may be shown to a user as it is."""
+
+    def __init__(self, user_message: str):
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class CorpusMissing(QAError):
+    """The articles directory does not exist or is not a directory."""
+
+
+class StoreUnavailable(QAError):
+    """The vector store (e.g. a Chroma server) cannot be reached or read."""
+
+
+class IndexMissing(QAError):
+    """There is no index to answer from yet."""

@@ -1,0 +1,257 @@
+"""The BM25 side of the index (bm25s), persisted beside the vector store with a chunk table.
+
+Each build writes a new version folder and then flips a `CURRENT` pointer with an atomic rename,
+so a reader (or a run killed midway) only ever sees a complete version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.store import StoredChunk
+
+_COLUMNS = "id, doc_id, title, date, date_num, text, start, end_, position, n_chunks, doc_hash, sentences"
+
+
+def _stemmer():
+    import Stemmer  # PyStemmer: bm25s' recommended stemmer, C speed
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: Sequence[str], stemmer=None) -> list[list[str]]:
+    """Lower-cased, stop-worded, stemmed tokens (the same for corpus and queries)."""
+    import bm25s
+
+    return bm25s.tokenize(
+        list(texts), stopwords="en", stemmer=stemmer or _stemmer(), return_ids=False, show_progress=False
+    )
+
+
+def fingerprint(pairs: Sequence[tuple[str, str]]) -> str:
+    """A digest of (chunk_id, doc_hash) pairs: equal fingerprints mean the same indexed content."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for chunk_id, doc_hash in sorted(pairs):
+        h.update(f"{chunk_id}\0{doc_hash}\n".encode())
+    return h.hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class LexicalMeta:
+    """What the current version holds and how it was made."""
+
+    fingerprint: str
+    n_chunks: int
+    n_docs: int
+    built_at: float
+    extra: dict
+
+
+def _row_to_chunk(row: tuple) -> StoredChunk:
+    return StoredChunk(
+        id=row[0], doc_id=row[1], title=row[2], date=row[3] or None, text=row[5], start=row[6], end=row[7],
+        position=row[8], n_chunks=row[9], doc_hash=row[10], sentences=row[11],
+    )
+
+
+class LexicalIndex:
+    """BM25 over chunk texts plus the chunk table that maps BM25 rows back to chunks."""
+
+    def __init__(self, folder: Path, version: Path):
+        self.folder = folder
+        self.version = version
+        meta = json.loads((version / "meta.json").read_text())
+        self.meta = LexicalMeta(**meta)
+        self._db = sqlite3.connect(f"file:{version / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+        self._retriever = None
+        self._stemmer = None
+
+    # --- paths ---------------------------------------------------------------
+    @staticmethod
+    def current_version(folder: Path) -> Path | None:
+        """The version folder CURRENT points at, if any."""
+        pointer = folder / "CURRENT"
+        if not pointer.exists():
+            return None
+        version = folder / pointer.read_text().strip()
+        return version if (version / "meta.json").exists() else None
+
+    @classmethod
+    def open(cls, folder: Path) -> LexicalIndex | None:
+        """The current version, or None when nothing was built yet."""
+        version = cls.current_version(folder)
+        return cls(folder, version) if version else None
+
+    @staticmethod
+    def read_meta(folder: Path) -> LexicalMeta | None:
+        """The current version's metadata without loading the index."""
+        version = LexicalIndex.current_version(folder)
+        return LexicalMeta(**json.loads((version / "meta.json").read_text())) if version else None
+
+    # --- build ---------------------------------------------------------------
+    @staticmethod
+    def build(folder: Path, chunks: Sequence[StoredChunk], fp: str, extra: dict | None = None) -> LexicalMeta:
+        """Write a new version for chunks, then point CURRENT at it and drop older versions."""
+        import bm25s
+
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"v{time.time_ns()}"
+        tmp = folder / f".{name}.tmp"
+        tmp.mkdir()
+        chunks = sorted(chunks, key=lambda c: c.id)
+        meta = LexicalMeta(
+            fingerprint=fp,
+            n_chunks=len(chunks),
+            n_docs=len({c.doc_id for c in chunks}),
+            built_at=time.time(),
+            extra=extra or {},
+        )
+        if chunks:
+            retriever = bm25s.BM25()
+            retriever.index(tokenize([f"{c.title}\n{c.text}" for c in chunks]), show_progress=False)
+            retriever.save(str(tmp / "bm25"), show_progress=False)
+        db = sqlite3.connect(tmp / "chunks.sqlite")
+        db.execute(
+            "CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE, doc_id TEXT, title TEXT, date TEXT,"
+            " date_num INTEGER, text TEXT, start INTEGER, end_ INTEGER, position INTEGER, n_chunks INTEGER,"
+            " doc_hash TEXT, sentences TEXT)"
+        )
+        db.executemany(
+            f"INSERT INTO chunks (row, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (i, c.id, c.doc_id, c.title, c.date or "", c.metadata()["date_num"], c.text, c.start, c.end,
+                 c.position, c.n_chunks, c.doc_hash, c.sentences)
+                for i, c in enumerate(chunks)
+            ],
+        )
+        db.execute("CREATE INDEX chunks_doc ON chunks(doc_id)")
+        db.commit()
+        db.close()
+        (tmp / "meta.json").write_text(json.dumps(meta.__dict__))
+        os.replace(tmp, folder / name)
+        pointer_tmp = folder / f".CURRENT.{os.getpid()}"
+        pointer_tmp.write_text(name)
+        os.replace(pointer_tmp, folder / "CURRENT")  # the commit point of a build
+        for old in folder.iterdir():
+            if old.name not in {name, "CURRENT"} and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+        return meta
+
+    # --- queries -------------------------------------------------------------
+    def _bm25(self):
+        if self._retriever is None:
+            import bm25s
+
+            self._retriever = bm25s.BM25.load(str(self.version / "bm25"), mmap=True, show_progress=False)
+            self._stemmer = _stemmer()
+        return self._retriever
+
+    def doc_ids(self, prefix: str | None = None, since: date | None = None, until: date | None = None) -> list[str]:
+        """Ids of the articles that pass the filters."""
+        sql, args = "SELECT DISTINCT doc_id FROM chunks WHERE 1=1", []
+        if prefix:
+            sql += " AND substr(doc_id, 1, ?) = ?"
+            args += [len(prefix), prefix]
+        if since:
+            sql += " AND date_num >= ?"
+            args.append(int(since.strftime("%Y%m%d")))
+        if until:
+            sql += " AND date_num > 0 AND date_num <= ?"
+            args.append(int(until.strftime("%Y%m%d")))
+        return [r[0] for r in self._db.execute(sql, args)]
+
+    def search(self, query: str, k: int, doc_ids: Sequence[str] | None = None) -> list[tuple[StoredChunk, float]]:
+        """The k best BM25 chunks for query (only from doc_ids when given), with their scores."""
+        if self.meta.n_chunks == 0:
+            return []
+        retriever = self._bm25()
+        tokens = tokenize([query], self._stemmer)
+        # Words the corpus never saw would make bm25s raise; they can't match anyway.
+        vocab = retriever.vocab_dict
+        tokens = [[t for t in tokens[0] if t in vocab]]
+        if not tokens[0]:
+            return []
+        mask = None
+        if doc_ids is not None:
+            rows = self.rows_of(doc_ids)
+            if not rows:
+                return []
+            mask = np.zeros(self.meta.n_chunks, dtype=np.float32)
+            mask[rows] = 1.0
+        k = min(k, self.meta.n_chunks)
+        idx, scores = retriever.retrieve(tokens, k=k, show_progress=False, weight_mask=mask, n_threads=0)
+        hits = [(int(i), float(s)) for i, s in zip(idx[0], scores[0]) if s > 0]
+        chunks = self.rows([i for i, _ in hits])
+        return [(chunks[i], s) for i, s in hits if i in chunks]
+
+    def idf(self, terms: Sequence[str]) -> dict[str, float]:
+        """BM25 idf of already-tokenized terms (unknown terms get the idf of a term seen once)."""
+        import math
+
+        n = max(self.meta.n_chunks, 1)
+        if n == 0 or self.meta.n_chunks == 0:
+            return {t: 1.0 for t in terms}
+        retriever = self._bm25()
+        indptr = retriever.scores["indptr"]
+        out = {}
+        for t in terms:
+            tid = retriever.vocab_dict.get(t)
+            df = int(indptr[tid + 1] - indptr[tid]) if tid is not None and tid + 1 < len(indptr) else 1
+            out[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return out
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        """Tokens of texts as this index tokenizes them."""
+        if self._stemmer is None:
+            self._stemmer = _stemmer()
+        return tokenize(texts, self._stemmer)
+
+    def rows_of(self, doc_ids: Sequence[str]) -> list[int]:
+        """BM25 row numbers of every chunk of these articles."""
+        ids = list(doc_ids)
+        out: list[int] = []
+        for start in range(0, len(ids), 900):  # SQLite's default bound-parameter limit
+            part = ids[start : start + 900]
+            q = f"SELECT row FROM chunks WHERE doc_id IN ({','.join('?' * len(part))})"
+            out += [r[0] for r in self._db.execute(q, part)]
+        return out
+
+    def rows(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
+        """Chunks by BM25 row number."""
+        if not rows:
+            return {}
+        q = f"SELECT row, {_COLUMNS} FROM chunks WHERE row IN ({','.join('?' * len(rows))})"
+        return {r[0]: _row_to_chunk(r[1:]) for r in self._db.execute(q, list(rows))}
+
+    def by_ids(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        """Chunks by chunk id."""
+        if not ids:
+            return {}
+        q = f"SELECT {_COLUMNS} FROM chunks WHERE id IN ({','.join('?' * len(ids))})"
+        return {r[0]: _row_to_chunk(r) for r in self._db.execute(q, list(ids))}
+
+    def neighbours(self, doc_id: str, position: int, radius: int = 1) -> list[StoredChunk]:
+        """The chunks around one position of an article, in order (for showing a passage)."""
+        q = f"SELECT {_COLUMNS} FROM chunks WHERE doc_id = ? AND position BETWEEN ? AND ? ORDER BY position"
+        return [_row_to_chunk(r) for r in self._db.execute(q, (doc_id, position - radius, position + radius))]
+
+    def close(self) -> None:
+        """Release the database handle."""
+        self._db.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for `qa index --status`."""
+        return {"chunks": self.meta.n_chunks, "documents": self.meta.n_docs, **self.meta.extra}

@@ -1,0 +1,238 @@
+"""Chroma, embedded (PersistentClient) by default or a server (HttpClient) when a host is given."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from index.errors import IndexMissing, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+PAGE = 5000
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as written to the store: text, vector-less metadata, and where it sits in its article."""
+
+    id: str
+    doc_id: str
+    title: str
+    date: str | None
+    text: str
+    start: int
+    end: int
+    position: int
+    n_chunks: int
+    doc_hash: str
+    sentences: str  # "s-e,s-e,..." offsets into text, so answers can quote exact sentences
+
+    def metadata(self) -> dict[str, Any]:
+        """Chroma metadata (scalars only; a missing date is stored as empty string / 0)."""
+        return {
+            "doc_id": self.doc_id,
+            "title": self.title,
+            "date": self.date or "",
+            "date_num": int(self.date.replace("-", "")) if self.date else 0,
+            "start": self.start,
+            "end": self.end,
+            "position": self.position,
+            "n_chunks": self.n_chunks,
+            "doc_hash": self.doc_hash,
+            "sentences": self.sentences,
+        }
+
+    @classmethod
+    def from_record(cls, chunk_id: str, text: str, meta: dict[str, Any]) -> StoredChunk:
+        """Rebuild a chunk from what Chroma returns."""
+        return cls(
+            id=chunk_id,
+            doc_id=meta["doc_id"],
+            title=meta.get("title", ""),
+            date=meta.get("date") or None,
+            text=text or "",
+            start=int(meta.get("start", 0)),
+            end=int(meta.get("end", 0)),
+            position=int(meta.get("position", 0)),
+            n_chunks=int(meta.get("n_chunks", 0)),
+            doc_hash=meta.get("doc_hash", ""),
+            sentences=meta.get("sentences", ""),
+        )
+
+
+@dataclass(frozen=True)
+class DocState:
+    """What the store holds of one article: its hash and how many of its chunks are present."""
+
+    doc_hash: str
+    n_chunks: int
+    present: int
+
+    @property
+    def complete(self) -> bool:
+        """All chunks of this version are in the store (a killed run can leave a partial article)."""
+        return self.present == self.n_chunks and self.n_chunks > 0
+
+
+def _unavailable(exc: Exception, where: str) -> StoreUnavailable:
+    log.debug("chroma error", exc_info=exc)
+    return StoreUnavailable(f"Cannot reach the Chroma store at {where}: {type(exc).__name__}.")
+
+
+class ChromaStore:
+    """The vector side of the index. One collection; chunk ids are `<doc_id>#<position>`."""
+
+    def __init__(self, client: Any, collection: str, where: str, model_name: str, create: bool):
+        self.where = where
+        self.model_name = model_name
+        try:
+            if create:
+                self.collection = client.get_or_create_collection(
+                    collection,
+                    embedding_function=None,
+                    metadata={"hnsw:space": "cosine", "embedding_model": model_name},
+                )
+            else:
+                self.collection = client.get_collection(collection, embedding_function=None)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # chromadb raises assorted types for "not found" and for network trouble
+            msg = str(exc).lower()
+            if not create and ("does not exist" in msg or "not found" in msg):
+                raise IndexMissing(
+                    f"No index yet in {where} (collection '{collection}'): run `qa index` first."
+                ) from exc
+            raise _unavailable(exc, where) from exc
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        collection: str,
+        model_name: str,
+        host: str | None = None,
+        port: int = 8000,
+        create: bool = False,
+    ) -> ChromaStore:
+        """Open the store: a Chroma server when host is set, else an embedded one under data_dir."""
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        if host:
+            where = f"http://{host}:{port}"
+            try:
+                client = chromadb.HttpClient(host=host, port=port, settings=chroma_settings)
+                client.heartbeat()
+            except Exception as exc:
+                raise _unavailable(exc, where) from exc
+        else:
+            path = Path(data_dir) / "chroma"
+            where = str(path)
+            if not create and not path.exists():
+                raise IndexMissing(f"No index yet in {path}: run `qa index` first.")
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+            except Exception as exc:
+                raise _unavailable(exc, where) from exc
+        return cls(client, collection, where, model_name, create)
+
+    # --- reads ---------------------------------------------------------------
+    def _get(self, **kwargs) -> dict:
+        try:
+            return self.collection.get(**kwargs)
+        except Exception as exc:
+            raise _unavailable(exc, self.where) from exc
+
+    def iter_records(self, include: Sequence[str] = ("metadatas",)) -> Iterator[tuple[str, str | None, dict]]:
+        """Every (id, document, metadata) in pages, so a large collection never sits in one response."""
+        offset = 0
+        while True:
+            page = self._get(include=list(include), limit=PAGE, offset=offset)
+            ids = page["ids"]
+            docs = page.get("documents") or [None] * len(ids)
+            for i, chunk_id in enumerate(ids):
+                yield chunk_id, docs[i], page["metadatas"][i]
+            if len(ids) < PAGE:
+                return
+            offset += PAGE
+
+    def doc_states(self) -> tuple[dict[str, DocState], list[tuple[str, str]]]:
+        """Per-article state, and (chunk_id, doc_hash) of every chunk (the index fingerprint's input)."""
+        counts: dict[str, list] = {}
+        pairs: list[tuple[str, str]] = []
+        for chunk_id, _, meta in self.iter_records():
+            doc_id, doc_hash = meta["doc_id"], meta.get("doc_hash", "")
+            pairs.append((chunk_id, doc_hash))
+            state = counts.setdefault(doc_id, [doc_hash, int(meta.get("n_chunks", 0)), 0, set()])
+            state[3].add(doc_hash)
+            state[2] += 1
+        out = {}
+        for doc_id, (doc_hash, n, present, hashes) in counts.items():
+            # Mixed versions of one article mean a run died mid-replace: treat it as incomplete.
+            out[doc_id] = DocState(doc_hash, n, present if len(hashes) == 1 else -1)
+        return out, pairs
+
+    def all_chunks(self) -> list[StoredChunk]:
+        """Every chunk with its text (used to rebuild the BM25 side)."""
+        return [StoredChunk.from_record(i, d, m) for i, d, m in self.iter_records(("documents", "metadatas"))]
+
+    def count(self) -> int:
+        """Number of chunks stored."""
+        try:
+            return self.collection.count()
+        except Exception as exc:
+            raise _unavailable(exc, self.where) from exc
+
+    def query(self, vector: Sequence[float], k: int, doc_ids: Iterable[str] | None = None) -> list[tuple[StoredChunk, float]]:
+        """The k nearest chunks with cosine similarity, optionally only from the given articles."""
+        where = None
+        if doc_ids is not None:
+            ids = list(doc_ids)
+            if not ids:
+                return []
+            where = {"doc_id": {"$in": ids}}
+        try:
+            res = self.collection.query(
+                query_embeddings=[vector],
+                n_results=k,
+                where=where,
+                include=["documents", "metadatas", "distances"],
+            )
+        except Exception as exc:
+            raise _unavailable(exc, self.where) from exc
+        out = []
+        for chunk_id, doc, meta, dist in zip(
+            res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]
+        ):
+            out.append((StoredChunk.from_record(chunk_id, doc, meta), 1.0 - float(dist)))
+        return out
+
+    # --- writes --------------------------------------------------------------
+    def delete_docs(self, doc_ids: Iterable[str]) -> None:
+        """Remove every chunk of these articles."""
+        ids = list(doc_ids)
+        for start in range(0, len(ids), 500):
+            try:
+                self.collection.delete(where={"doc_id": {"$in": ids[start : start + 500]}})
+            except Exception as exc:
+                raise _unavailable(exc, self.where) from exc
+
+    def upsert(self, chunks: Sequence[StoredChunk], vectors: Sequence[Sequence[float]]) -> None:
+        """Write chunks with their vectors (upsert, so a repeated write never duplicates)."""
+        for start in range(0, len(chunks), PAGE):
+            part = chunks[start : start + PAGE]
+            try:
+                self.collection.upsert(
+                    ids=[c.id for c in part],
+                    embeddings=vectors[start : start + PAGE],
+                    documents=[c.text for c in part],
+                    metadatas=[c.metadata() for c in part],
+                )
+            except Exception as exc:
+                raise _unavailable(exc, self.where) from exc
