@@ -34,11 +34,11 @@ class Settings(BaseSettings):
     chroma_port: int = Field(8000, validation_alias=_alias("CHROMA_PORT", "QA_CHROMA_PORT"))
 
     # Retrieval and answering
-    top_k: int = Field(5, gt=0, le=50)
+    top_k: int = Field(8, gt=0, le=50, description="chunks handed to the answerer")
     candidates: int = Field(20, gt=0, le=200, description="hits taken from each retriever before fusion")
     max_question_chars: int = 4000
     abstain_threshold: float = Field(
-        0.40, description="minimum evidence score of the offline answerer; calibrated by `python -m eval.calibrate`"
+        0.27, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"
     )
 
     # LLM (any OpenAI-compatible server)

@@ -81,20 +81,21 @@ class Pipeline:
         """Open the index named by settings and build the answerers it asks for."""
         from index.build import lexical_folder
         from index.embedding import MiniLMEncoder
-        from index.lexical import LexicalIndex
+        from index.lexical import LexicalIndex, SentenceVectors
         from index.store import ChromaStore
 
         encoder = MiniLMEncoder(settings.model_cache_dir)
         store = ChromaStore.open(
             settings.data_dir, settings.collection, encoder.name, settings.chroma_host, settings.chroma_port
         )
-        lexical = LexicalIndex.open(
-            lexical_folder(settings.data_dir, settings.collection, settings.chroma_host, settings.chroma_port)
-        )
+        folder = lexical_folder(settings.data_dir, settings.collection, settings.chroma_host, settings.chroma_port)
+        lexical = LexicalIndex.open(folder)
         if lexical is None:
             raise IndexMissing("The index is incomplete (no BM25 side yet): run `qa index` again.")
         retriever = HybridRetriever(store, lexical, encoder, candidates=settings.candidates)
-        extractive = ExtractiveAnswerer(encoder, lexical, threshold=settings.abstain_threshold)
+        extractive = ExtractiveAnswerer(
+            encoder, lexical, SentenceVectors(folder, readonly=True), threshold=settings.abstain_threshold
+        )
         llm = None
         if settings.llm_enabled:
             from bot.answer.llm import LLMAnswerer

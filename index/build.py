@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.embedding import MiniLMEncoder
-from index.lexical import LexicalIndex, fingerprint
+from index.lexical import LexicalIndex, SentenceVectors, fingerprint
 from index.loaders import Article, LoadWarning, load_corpus
 from index.store import ChromaStore, StoredChunk
 
@@ -74,7 +74,7 @@ class Chunker:
 
     def sentence_spans(self, text: str) -> str:
         """Sentence offsets within text as "s-e,s-e" (paragraphs first, then punkt within each)."""
-        spans: list[str] = []
+        spans: list[list[int]] = []
         pos = 0
         for para in text.split("\n"):
             para_start = text.find(para, pos) if para else pos
@@ -82,19 +82,25 @@ class Chunker:
             if not para.strip():
                 continue
             cursor = para_start
+            first = True
             for sent in self._sentences(para):
                 s = sent.strip()
-                if not s:
-                    continue
-                start = text.find(s, cursor)
+                start = text.find(s, cursor) if s else -1
                 if start < 0:
                     continue
-                spans.append(f"{start}-{start + len(s)}")
+                # punkt splits after abbreviations it doesn't know ("Co., Ltd. and ..."): a piece that
+                # starts in lower case continues the previous sentence.
+                if spans and not first and s[0].islower():
+                    spans[-1][1] = start + len(s)
+                else:
+                    spans.append([start, start + len(s)])
+                first = False
                 cursor = start + len(s)
-        return ",".join(spans)
+        return ",".join(f"{s}-{e}" for s, e in spans)
 
-    def split(self, articles: Sequence[Article]) -> list[tuple[StoredChunk, str]]:
-        """Chunks of the articles, each with the text to embed (title + chunk, as LlamaIndex formats it)."""
+    def split(self, articles: Sequence[Article]) -> list[tuple[StoredChunk, str, list[tuple[int, int]]]]:
+        """Chunks of the articles, each with the text to embed (title + chunk, as LlamaIndex formats it)
+        and its sentences' character ranges within that text."""
         from llama_index.core import Document
         from llama_index.core.schema import MetadataMode
 
@@ -103,7 +109,7 @@ class Chunker:
         nodes_by_doc: dict[str, list] = {}
         for node in self.splitter.get_nodes_from_documents(docs):
             nodes_by_doc.setdefault(node.ref_doc_id, []).append(node)
-        out: list[tuple[StoredChunk, str]] = []
+        out: list[tuple[StoredChunk, str, list[tuple[int, int]]]] = []
         for doc_id, nodes in nodes_by_doc.items():
             article = by_id[doc_id]
             for i, node in enumerate(nodes):
@@ -121,7 +127,13 @@ class Chunker:
                     doc_hash=article.content_hash,
                     sentences=self.sentence_spans(node.text),
                 )
-                out.append((chunk, node.get_content(metadata_mode=MetadataMode.EMBED)))
+                embed_text = node.get_content(metadata_mode=MetadataMode.EMBED)
+                base = embed_text.rfind(node.text)
+                spans = [
+                    (base + int(a), base + int(b))
+                    for a, b in (p.split("-") for p in chunk.sentences.split(",") if p)
+                ]
+                out.append((chunk, embed_text, spans))
         return out
 
 
@@ -182,16 +194,20 @@ def build_index(
         on_progress(progress)
 
     chunker = Chunker(encoder, chunk_size, chunk_overlap) if todo else None
+    sentvecs = SentenceVectors(lexical_dir)
     written = 0
     group: list[Article] = []
 
     def flush() -> None:
         nonlocal written
         pieces = chunker.split(group)
-        vectors = encoder.encode([text for _, text in pieces], batch_size=batch_size)
+        vectors, sentence_vectors = encoder.encode(
+            [text for _, text, _ in pieces], batch_size=batch_size, spans=[s for _, _, s in pieces]
+        )
+        sentvecs.put([c.id for c, _, _ in pieces], sentence_vectors)
         # Delete first, then write: a kill in between leaves the article absent, which the next run adds.
         store.delete_docs([a.doc_id for a in group if a.doc_id in states])
-        store.upsert([c for c, _ in pieces], vectors)
+        store.upsert([c for c, _, _ in pieces], vectors)
         written += len(pieces)
         progress.docs_done += len(group)
         progress.chunks_done = written
@@ -217,7 +233,9 @@ def build_index(
     rebuilt = False
     if meta is None or meta.fingerprint != fp:
         LexicalIndex.build(lexical_dir, store.all_chunks(), fp, extra={"model": encoder.name})
+        sentvecs.prune({chunk_id for chunk_id, _ in pairs})
         rebuilt = True
+    sentvecs.close()
 
     report = IndexReport(
         added=added,

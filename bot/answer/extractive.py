@@ -1,9 +1,10 @@
 """The offline answerer: picks the sentences of the retrieved chunks that answer the question.
 
-Sentence score = semantic similarity to the question (same MiniLM model) + idf-weighted word overlap
-+ the chunk's retrieval rank + a small bonus when the sentence has what the question asks for
-(a number for "how many", a date for "when", a name for "who"). Below a calibrated threshold it
-abstains instead of quoting something unrelated.
+Sentence score = semantic similarity to the question (MiniLM sentence vectors made at index time)
++ idf-weighted word overlap + the chunk's retrieval rank + a bonus when the sentence holds the kind
+of thing the question asks for. A question that asks for a number, an amount, an age or a date is
+only answered by a sentence that holds one the question didn't already contain; below a calibrated
+score (or with no such sentence) it abstains instead of quoting something unrelated.
 """
 
 from __future__ import annotations
@@ -16,19 +17,76 @@ import numpy as np
 
 from bot.types import Answer, Chunk, Citation
 from index.embedding import MiniLMEncoder
-from index.lexical import LexicalIndex
+from index.lexical import LexicalIndex, SentenceVectors
 
 ABSTAIN_TEXT = "I couldn't find that in the articles."
-MAX_WORDS = 32  # answers stay short: a long sentence is cut to the clauses around the evidence
-W_SEMANTIC, W_LEXICAL, W_RANK, W_TYPE = 0.55, 0.30, 0.10, 0.08
+MAX_WORDS = 30  # a long sentence is cut to the clauses around the evidence, so answers stay short
+# Weights chosen by a coarse grid search on eval/questions.jsonl (bench/calibrate.py); rank adds nothing
+# once the sentence scores exist, so it is 0.
+W_SEMANTIC, W_LEXICAL, W_RANK, W_TYPE = 0.45, 0.45, 0.0, 0.04
 
-_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b", re.I)
-_DATE = re.compile(
-    r"\b(?:1[89]\d\d|20\d\d)\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d|\b\d{1,2}(?:st|nd|rd|th)\b|\d{1,2}:\d{2}",
-    re.I,
-)
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:[ -][A-Z][a-z’']+)+")
-_CLAUSE_SPLIT = re.compile(r"(?<=[,;:])\s+|\s+(?=—)|(?<=—)")
+_NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?|thousands?|millions?|billions?"
+_PATTERNS = {
+    "number": re.compile(rf"\b\d[\d,.]*\b|\b(?:{_NUMBER_WORDS})\b", re.I),
+    "money": re.compile(
+        r"(?:[$€£¥]\s?\d[\d,.]*|\b\d[\d,.]*\s*(?:million|billion|trillion)?\s*(?:yuan|dollars?|usd|rmb|cny|hkd|euros?|pounds?)"
+        r"|\b(?:cny|rmb|usd|hkd|us\$)\s?\d[\d,.]*(?:\s*(?:million|billion|trillion))?)",
+        re.I,
+    ),
+    "age": re.compile(r"\b\d{1,3}[- ]years?[- ]old\b|\baged\s+\d{1,3}\b|\bage\s+(?:of\s+)?\d{1,3}\b", re.I),
+    "date": re.compile(
+        r"\b(?:1[89]\d\d|20\d\d)\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?\b"
+        r"|\bthe\s+\d{1,2}(?:st|nd|rd|th)\b|\b\d{1,2}(?:st|nd|rd|th)\s+to\s+\d{1,2}(?:st|nd|rd|th)\b"
+        r"|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
+        r"|\b(?:january|february|march|april|june|july|august|september|october|november|december)\b"
+        r"|\b(?:last|next|this)\s+(?:year|month|week)\b|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b",
+        re.I,
+    ),
+    "name": re.compile(r"\b[A-Z][\w’'.-]+(?:\s+[A-Z][\w’'.-]+)+"),
+    "place": re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*"),
+}
+# Kinds that a sentence must contain (new to the question) to count as an answer at all.
+_REQUIRED = {"number", "money", "age", "date"}
+_CLAUSE_SPLIT = re.compile(r"(?<=[,;:])\s+|\s+(?=[—–(])|(?<=[—–)])\s*")
+_END_PUNCT = tuple(".!?\"”’')")
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a question asks for: a kind of answer, and for "how many X" the stems of X."""
+
+    kind: str | None
+    counted: frozenset[str] = frozenset()
+
+
+def analyse(question: str, tokenize) -> Need:
+    """The kind of answer a question wants (number, money, age, date, name) from its wording."""
+    q = question.lower()
+    if re.search(r"\bhow old\b|\bwhat age\b|\bage of\b", q):
+        return Need("age")
+    if re.search(r"\bhow much\b|\bworth\b|\bvalue\b|\bprice\b|\bcost\b|\brevenue\b|\bturnover\b|\bprofit\b|\bsales\b|\bbudget\b", q):
+        return Need("money")
+    m = re.search(r"\bhow many\s+((?:[\w’'-]+\s+){0,2}[\w’'-]+)", q)
+    if m:
+        return Need("number", frozenset(tokenize([m.group(1)])[0][:2]))
+    if re.search(r"\bwhat (?:number|percentage|share|proportion)\b|\bhow (?:long|far|big|large)\b", q):
+        return Need("number")
+    if re.search(r"\bwhen\b|\bwhat (?:year|date|day|month|time)\b|\bwhich (?:year|date|day|month)\b|\bon what days?\b|\bon which days?\b", q):
+        return Need("date")
+    if re.search(r"\bwho\b|\bwhose\b|\bwhom\b", q):
+        return Need("name")
+    if re.search(r"\bwhere\b|\b(?:which|what) (?:city|country|province|region|place|town|district)\b", q):
+        return Need("place")
+    return Need(None)
+
+
+def _new_match(kind: str, text: str, question: str) -> bool:
+    """True when text holds a `kind` span that the question itself doesn't contain."""
+    pattern = _PATTERNS.get(kind)
+    if pattern is None:
+        return False
+    q = question.lower()
+    return any(m.group(0).strip().lower() not in q for m in pattern.finditer(text))
 
 
 @dataclass(frozen=True)
@@ -39,29 +97,15 @@ class ScoredSentence:
     text: str
     start: int  # offset in the article, to recognise the same sentence in overlapping chunks
     score: float
-    lexical: float
-    semantic: float
+    eligible: bool
 
 
-def _answer_type(question: str) -> str | None:
-    q = question.lower()
-    if re.search(r"\bhow (many|much|long|far|big|large|old)\b|\bwhat (number|percentage|amount|share)\b", q):
-        return "number"
-    if re.search(r"\bwhen\b|\bwhat (year|date|day|month|time)\b|\bwhich (year|date|day|month)\b", q):
-        return "date"
-    if re.search(r"\bwho\b|\bwhose\b|\bwhom\b", q):
-        return "name"
-    return None
-
-
-def _type_match(kind: str | None, text: str) -> bool:
-    if kind == "number":
-        return bool(_NUMBER.search(text))
-    if kind == "date":
-        return bool(_DATE.search(text))
-    if kind == "name":
-        return bool(_NAME.search(text))
-    return False
+def _is_heading(text: str, title: str) -> bool:
+    """Titles and section headings: they repeat the question's words but answer nothing."""
+    t = text.strip()
+    if t.lower() == title.strip().lower():
+        return True
+    return not t.endswith(_END_PUNCT) and len(t.split()) <= 15
 
 
 class ExtractiveAnswerer:
@@ -73,15 +117,15 @@ class ExtractiveAnswerer:
         self,
         encoder: MiniLMEncoder,
         lexical: LexicalIndex | None,
+        sentence_vectors: SentenceVectors | None = None,
         threshold: float = 0.40,
         max_sentences: int = 2,
-        max_candidates: int = 40,
     ):
         self.encoder = encoder
         self.lexical = lexical
+        self.sentence_vectors = sentence_vectors
         self.threshold = threshold
         self.max_sentences = max_sentences
-        self.max_candidates = max_candidates
 
     # --- scoring ---------------------------------------------------------------
     def _tokens(self, texts: Sequence[str]) -> list[list[str]]:
@@ -94,111 +138,108 @@ class ExtractiveAnswerer:
             return self.lexical.idf(terms)
         return {t: 1.0 for t in terms}
 
+    def _sentence_vectors(self, chunks: Sequence[Chunk]) -> list[np.ndarray]:
+        """Per chunk, one vector per sentence: stored at index time, computed here only if missing."""
+        stored = self.sentence_vectors.get([c.id for c in chunks]) if self.sentence_vectors else {}
+        out = []
+        for c in chunks:
+            vecs = stored.get(c.id)
+            texts = c.sentence_texts()
+            if vecs is None or len(vecs) != len(texts):
+                vecs = self.encoder.encode(texts)
+            out.append(vecs)
+        return out
+
     def score(self, question: str, chunks: Sequence[Chunk], vector: np.ndarray | None = None) -> list[ScoredSentence]:
         """Every distinct sentence of the chunks, best evidence first."""
+        if vector is None:
+            vector = self.encoder.encode_one(question)
         seen: set[tuple[str, int]] = set()
-        cands: list[tuple[Chunk, str, int, int]] = []  # chunk, text, article offset, chunk rank
-        for rank, chunk in enumerate(chunks):
+        cands: list[tuple[Chunk, str, int, int, float]] = []  # chunk, text, article offset, rank, cosine
+        for rank, (chunk, vecs) in enumerate(zip(chunks, self._sentence_vectors(chunks))):
             spans = chunk.sentences or ()
             texts = [(chunk.text[s.start : s.end], s.start) for s in spans] or [(chunk.text, 0)]
-            for text, offset in texts:
+            sims = vecs @ vector
+            for (text, offset), sim in zip(texts, sims):
                 key = (chunk.doc_id, chunk.start + offset)
-                if key in seen or len(text.split()) < 3:
+                if key in seen or len(text.split()) < 3 or _is_heading(text, chunk.title):
                     continue
                 seen.add(key)
-                cands.append((chunk, text, chunk.start + offset, rank))
+                cands.append((chunk, text, chunk.start + offset, rank, float(sim)))
         if not cands:
             return []
         q_terms = set(self._tokens([question])[0])
-        sent_terms = self._tokens([c[1] for c in cands])
         idf = self._idf(sorted(q_terms))
         total = sum(idf.values()) or 1.0
-        lexical = np.array([sum(idf[t] for t in q_terms & set(ts)) / total for ts in sent_terms])
-
-        # Embed only the most promising sentences: the query-time budget is a few tens of ms.
-        prior = lexical + np.array([1.0 / (1 + c[3]) for c in cands]) * 0.3
-        keep = np.argsort(-prior, kind="stable")[: self.max_candidates]
-        if vector is None:
-            vector = self.encoder.encode_one(question)
-        semantic = np.zeros(len(cands))
-        semantic[keep] = self.encoder.encode([cands[i][1] for i in keep], batch_size=64) @ vector
-
-        kind = _answer_type(question)
+        need = analyse(question, self._tokens)
         out = []
-        for i in keep:
-            chunk, text, start, rank = cands[i]
-            s = (
-                W_SEMANTIC * semantic[i]
-                + W_LEXICAL * lexical[i]
-                + W_RANK / (1 + rank)
-                + (W_TYPE if _type_match(kind, text) else 0.0)
-            )
-            out.append(ScoredSentence(chunk, text, start, float(s), float(lexical[i]), float(semantic[i])))
-        out.sort(key=lambda s: s.score, reverse=True)
+        for (chunk, text, start, rank, sim), terms in zip(cands, self._tokens([c[1] for c in cands])):
+            terms = set(terms)
+            lexical = sum(idf[t] for t in q_terms & terms) / total
+            has_kind = _new_match(need.kind, text, question) if need.kind else False
+            eligible = (has_kind or need.kind not in _REQUIRED) and (not need.counted or bool(need.counted & terms))
+            s = W_SEMANTIC * sim + W_LEXICAL * lexical + W_RANK / (1 + rank) + (W_TYPE if has_kind else 0.0)
+            out.append(ScoredSentence(chunk, text.strip(), start, float(s), eligible))
+        out.sort(key=lambda s: (s.eligible, s.score), reverse=True)
         return out
 
     # --- composing ---------------------------------------------------------------
-    def _trim(self, text: str, q_terms: set[str], kind: str | None) -> str:
-        """The clauses of a long sentence around the evidence, at most MAX_WORDS words."""
-        words = text.split()
-        if len(words) <= MAX_WORDS:
+    def trim(self, text: str, question: str) -> str:
+        """The clauses of a long sentence around the evidence and the answer, at most ~MAX_WORDS words."""
+        if len(text.split()) <= MAX_WORDS:
             return text
-        clauses = [c for c in _CLAUSE_SPLIT.split(text) if c.strip()]
+        clauses = [c.strip() for c in _CLAUSE_SPLIT.split(text) if c and c.strip()]
         if len(clauses) < 2:
-            return " ".join(words[:MAX_WORDS]) + " …"
-        tokens = self._tokens(clauses)
+            return " ".join(text.split()[:MAX_WORDS]) + " …"
+        q_terms = set(self._tokens([question])[0])
         idf = self._idf(sorted(q_terms))
-        weights = [
-            sum(idf.get(t, 0) for t in q_terms & set(ts)) + (0.5 if _type_match(kind, c) else 0.0)
-            for c, ts in zip(clauses, tokens)
-        ]
-        best = int(np.argmax(weights))
-        lo = hi = best
-        count = len(clauses[best].split())
-        # Grow the window towards the heavier neighbour; the answer often sits next to the question's words.
+        evidence = [sum(idf.get(t, 0.0) for t in q_terms & set(ts)) for ts in self._tokens(clauses)]
+        need = analyse(question, self._tokens)
+        kind = need.kind or "name"
+        answer_like = [_new_match(kind, c, question) for c in clauses]
+        anchor = int(np.argmax(evidence))
+        # The answer is the clause holding what was asked for (a number, a name...) that shares the
+        # most words with the question; show it with the clause that matches the question best.
+        options = [i for i in range(len(clauses)) if answer_like[i]]
+        target = max(options, key=lambda i: (evidence[i], -abs(i - anchor))) if options else anchor
+        lo, hi = min(anchor, target), max(anchor, target)
+        words = lambda i, j: sum(len(c.split()) for c in clauses[i : j + 1])  # noqa: E731
+        if words(lo, hi) > MAX_WORDS + 10:
+            first, second = clauses[lo].rstrip(",;:—– "), clauses[hi].rstrip(",;:—– ")
+            return f"{'… ' if lo > 0 else ''}{first} … {second}{'' if hi == len(clauses) - 1 else ' …'}"
+        count = words(lo, hi)
         while True:
-            left = weights[lo - 1] if lo > 0 else -1
-            right = weights[hi + 1] if hi + 1 < len(clauses) else -1
-            if left < 0 and right < 0:
+            grown = False
+            for nxt in (hi + 1, lo - 1):  # read on first: a subject's details tend to follow it
+                if 0 <= nxt < len(clauses) and count + len(clauses[nxt].split()) <= MAX_WORDS:
+                    count += len(clauses[nxt].split())
+                    lo, hi = min(lo, nxt), max(hi, nxt)
+                    grown = True
+                    break
+            if not grown:
                 break
-            nxt = lo - 1 if left > right or (left == right and left >= 0 and hi + 1 >= len(clauses)) else hi + 1
-            if right >= 0 and left >= 0 and left == right:
-                nxt = hi + 1  # ties: read on, answers tend to follow the subject
-            add = len(clauses[nxt].split())
-            if count + add > MAX_WORDS:
-                break
-            count += add
-            lo, hi = min(lo, nxt), max(hi, nxt)
-        piece = " ".join(clauses[lo : hi + 1]).strip().rstrip(",;:")
-        if len(piece.split()) > MAX_WORDS:
-            piece = " ".join(piece.split()[:MAX_WORDS])
-        prefix = "… " if lo > 0 else ""
-        suffix = "" if hi == len(clauses) - 1 and piece[-1:] in ".!?\"”" else " …"
-        return prefix + piece + suffix
+        piece = " ".join(clauses[lo : hi + 1]).rstrip(",;:—– ")
+        return f"{'… ' if lo > 0 else ''}{piece}{'' if hi == len(clauses) - 1 else ' …'}"
 
     def answer(self, question: str, chunks: Sequence[Chunk], vector: np.ndarray | None = None) -> Answer:
         """An extractive Answer with citations, or an abstention listing the closest sources."""
         scored = self.score(question, chunks, vector)
-        if not scored or scored[0].score < self.threshold:
+        if not scored or not scored[0].eligible or scored[0].score < self.threshold:
             return self._abstain(question, chunks, scored)
         best = scored[0]
         picked = [best]
-        for s in scored[1 : self.max_sentences + 2]:
-            if len(picked) >= self.max_sentences:
+        for s in scored[1:4]:
+            if len(picked) >= self.max_sentences or not s.eligible:
                 break
             # A second sentence only when it is nearly as good and the answer stays short.
             if s.score >= best.score - 0.03 and len(best.text.split()) + len(s.text.split()) <= MAX_WORDS:
                 picked.append(s)
-        q_terms = set(self._tokens([question])[0])
-        kind = _answer_type(question)
         citations: list[Citation] = []
         parts: list[str] = []
         for s in picked:
             n = len(citations) + 1
-            citations.append(
-                Citation(n, s.chunk.doc_id, s.chunk.title, s.chunk.date, s.text.strip(), s.chunk.id, s.score)
-            )
-            parts.append(f"{self._trim(s.text.strip(), q_terms, kind)} [{n}]")
+            citations.append(Citation(n, s.chunk.doc_id, s.chunk.title, s.chunk.date, s.text, s.chunk.id, s.score))
+            parts.append(f"{self.trim(s.text, question)} [{n}]")
         return Answer(question=question, text=" ".join(parts), citations=tuple(citations), mode=self.mode,
                       retrieved=tuple(chunks))
 
@@ -206,13 +247,12 @@ class ExtractiveAnswerer:
         """The abstention, with the closest sources (at most 3 articles) as citations for the reader."""
         citations: list[Citation] = []
         docs: set[str] = set()
-        for s in scored:
+        for s in sorted(scored, key=lambda s: s.score, reverse=True):
             if s.chunk.doc_id in docs:
                 continue
             docs.add(s.chunk.doc_id)
-            citations.append(
-                Citation(len(citations) + 1, s.chunk.doc_id, s.chunk.title, s.chunk.date, s.text.strip(), s.chunk.id, s.score)
-            )
+            citations.append(Citation(len(citations) + 1, s.chunk.doc_id, s.chunk.title, s.chunk.date, s.text,
+                                      s.chunk.id, s.score))
             if len(citations) == 3:
                 break
         return Answer(question=question, text=ABSTAIN_TEXT, citations=tuple(citations), abstained=True,

@@ -1,0 +1,45 @@
+"""Shared fixtures: a real index of the seed articles, built once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+# Tests must never pick up a developer's .env or real credentials.
+for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CHROMA_HOST", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"):
+    os.environ.pop(_name, None)
+
+
+def make_settings(data_dir: Path, **overrides):
+    """Settings for a test: explicit data dir, no .env file, no LLM unless asked."""
+    from bot.config import Settings
+
+    return Settings(_env_file=None, data_dir=data_dir, **overrides)
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory):
+    """Settings whose data dir holds a finished index of seeds/ (embedded Chroma)."""
+    from index.build import build_index, lexical_folder
+    from index.embedding import MiniLMEncoder
+    from index.store import ChromaStore
+
+    settings = make_settings(tmp_path_factory.mktemp("seed-index"))
+    encoder = MiniLMEncoder(settings.model_cache_dir)
+    store = ChromaStore.open(settings.data_dir, settings.collection, encoder.name, create=True)
+    build_index(SEEDS, store, lexical_folder(settings.data_dir, settings.collection), encoder,
+                settings.chunk_size, settings.chunk_overlap)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def seed_pipeline(seed_settings):
+    """An offline Pipeline over the seed index."""
+    from bot.pipeline import Pipeline
+
+    return Pipeline.from_settings(seed_settings)
