@@ -207,6 +207,87 @@ def ask(
         render.print_answer(answer)
 
 
+# --- qa chat ------------------------------------------------------------------------
+@app.command()
+def chat(
+    data_dir: Optional[Path] = typer.Option(None, help="Where the index lives (QA_DATA_DIR)."),
+) -> None:
+    """Chat with the articles: follow-up questions, /sources, /open N (type /help inside)."""
+    from bot import repl
+
+    raise typer.Exit(repl.run_chat(_settings(data_dir=data_dir)))
+
+
+# --- qa eval --------------------------------------------------------------------------
+@app.command("eval")
+def eval_command(
+    questions_file: Optional[Path] = typer.Argument(None, help="Question set (.jsonl or .csv); default eval/questions.jsonl."),
+    dataset: Optional[str] = typer.Option(None, help="Evaluate on real data instead: realtimeqa-2026, realtimeqa-2025 or squad."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N questions (a dataset also gets a smaller corpus)."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the run (default eval/runs/<timestamp>)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Report and skip malformed lines instead of stopping."),
+    fail_under: Optional[list[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE",
+                                                   help="Exit 1 when a metric is below VALUE (repeatable)."),
+    compare: Optional[tuple[Path, Path]] = typer.Option(None, metavar="RUN_A RUN_B",
+                                                        help="Compare two run directories instead of running."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the index lives (QA_DATA_DIR)."),
+    source_dir: Optional[Path] = typer.Option(None, envvar="QA_SHARED_DATA_DIR",
+                                              help="Shared data for --dataset (default ../shared/data)."),
+) -> None:
+    """Evaluate answers on a question set: metrics, reports, comparisons, CI thresholds."""
+    from eval.runner import EvalOptions, evaluate
+
+    opts = EvalOptions(questions_file, dataset, limit, out, skip_bad, list(fail_under or []), compare, source_dir)
+    try:
+        code = evaluate(opts, _settings(data_dir=data_dir))
+    except QAError as exc:
+        fail(exc.user_message)
+    raise typer.Exit(code)
+
+
+# --- qa slack -----------------------------------------------------------------------
+@app.command()
+def slack(
+    port: int = typer.Option(3000, "--port", help="HTTP port of the Events API endpoint (/slack/events, /health)."),
+    host: str = typer.Option("0.0.0.0", "--host", help="Interface to listen on in HTTP mode."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the index lives (QA_DATA_DIR)."),
+) -> None:
+    """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else the HTTP Events API on --port."""
+    from bot.slack.app import run_bot
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        run_bot(settings, host=host, port=port)
+    except QAError as exc:
+        fail(exc.user_message)
+
+
+# --- qa feedback --------------------------------------------------------------------
+feedback_app = typer.Typer(no_args_is_help=True, help="Feedback (👍 / 👎) collected by the Slack bot.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Path = typer.Argument(..., help="The question-set file to write (JSON lines, for `qa eval`)."),
+    only: str = typer.Option("all", "--only", help="all, up (👍 only) or down (👎 only)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the index and the default feedback DB live."),
+) -> None:
+    """Write the questions people voted on as a question set for `qa eval`."""
+    from bot.slack.feedback import FeedbackStore
+
+    if only not in ("all", "up", "down"):
+        fail(f"--only must be all, up or down, not {only!r}")
+    settings = _settings(data_dir=data_dir)
+    try:
+        count = FeedbackStore(settings.feedback_url).export_questions(out, only=only)
+    except QAError as exc:
+        fail(exc.user_message)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    print(f"wrote {count} question(s) to {out}")
+
+
 def run() -> None:
     """Console-script entry point."""
     app()

@@ -24,6 +24,16 @@ from index.store import StoredChunk
 _COLUMNS = "id, doc_id, title, date, date_num, text, start, end_, position, n_chunks, doc_hash, sentences"
 
 
+def _bm25s():
+    """bm25s, imported lazily; it sets its own logger to DEBUG on import, so put it back to WARNING."""
+    import logging
+
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 def _stemmer():
     import Stemmer  # PyStemmer: bm25s' recommended stemmer, C speed
 
@@ -32,9 +42,7 @@ def _stemmer():
 
 def tokenize(texts: Sequence[str], stemmer=None) -> list[list[str]]:
     """Lower-cased, stop-worded, stemmed tokens (the same for corpus and queries)."""
-    import bm25s
-
-    return bm25s.tokenize(
+    return _bm25s().tokenize(
         list(texts), stopwords="en", stemmer=stemmer or _stemmer(), return_ids=False, show_progress=False
     )
 
@@ -105,8 +113,7 @@ class LexicalIndex:
     @staticmethod
     def build(folder: Path, chunks: Sequence[StoredChunk], fp: str, extra: dict | None = None) -> LexicalMeta:
         """Write a new version for chunks, then point CURRENT at it and drop older versions."""
-        import bm25s
-
+        bm25s = _bm25s()
         folder.mkdir(parents=True, exist_ok=True)
         name = f"v{time.time_ns()}"
         tmp = folder / f".{name}.tmp"
@@ -153,8 +160,7 @@ class LexicalIndex:
     # --- queries -------------------------------------------------------------
     def _bm25(self):
         if self._retriever is None:
-            import bm25s
-
+            bm25s = _bm25s()
             self._retriever = bm25s.BM25.load(str(self.version / "bm25"), mmap=True, show_progress=False)
             self._stemmer = _stemmer()
         return self._retriever

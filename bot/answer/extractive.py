@@ -42,12 +42,14 @@ _PATTERNS = {
         r"|\b(?:last|next|this)\s+(?:year|month|week)\b|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b",
         re.I,
     ),
-    "name": re.compile(r"\b[A-Z][\w’'.-]+(?:\s+[A-Z][\w’'.-]+)+"),
+    # Two or more capitalised words, or one word with two capitals (OSMAGIC, XGIMI, QNome-3841).
+    "name": re.compile(r"\b[A-Z][\w’'.-]+(?:\s+[A-Z][\w’'.-]+)+|\b[A-Z]\w*[A-Z][\w-]*"),
     "place": re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*"),
 }
 # Kinds that a sentence must contain (new to the question) to count as an answer at all.
 _REQUIRED = {"number", "money", "age", "date"}
-_CLAUSE_SPLIT = re.compile(r"(?<=[,;:])\s+|\s+(?=[—–(])|(?<=[—–)])\s*")
+# Clause breaks, but not the comma of "Co., Ltd." or "Inc., ...", which belongs to a company name.
+_CLAUSE_SPLIT = re.compile(r"(?<!\bCo\.,)(?<!\bInc\.,)(?<=[,;:])\s+(?!Ltd\b|Inc\b|Limited\b)|\s+(?=[—–(])|(?<=[—–)])\s*")
 _END_PUNCT = tuple(".!?\"”’')")
 
 
@@ -87,6 +89,17 @@ def _new_match(kind: str, text: str, question: str) -> bool:
         return False
     q = question.lower()
     return any(m.group(0).strip().lower() not in q for m in pattern.finditer(text))
+
+
+def _counted_near(need: Need, text: str, tokenize) -> bool:
+    """For "how many X": a number in text is followed within four words by X (always true otherwise)."""
+    if not need.counted:
+        return True
+    for m in _PATTERNS["number"].finditer(text):
+        after = tokenize([" ".join(text[m.end() :].split()[:4])])[0]
+        if need.counted & set(after):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -196,12 +209,16 @@ class ExtractiveAnswerer:
         evidence = [sum(idf.get(t, 0.0) for t in q_terms & set(ts)) for ts in self._tokens(clauses)]
         need = analyse(question, self._tokens)
         kind = need.kind or "name"
-        answer_like = [_new_match(kind, c, question) for c in clauses]
+        answer_like = [_new_match(kind, c, question) and _counted_near(need, c, self._tokens) for c in clauses]
         anchor = int(np.argmax(evidence))
         # The answer is the clause holding what was asked for (a number, a name...) that shares the
         # most words with the question; show it with the clause that matches the question best.
         options = [i for i in range(len(clauses)) if answer_like[i]]
-        target = max(options, key=lambda i: (evidence[i], -abs(i - anchor))) if options else anchor
+        close = [i for i in options if abs(i - anchor) <= 2]
+        if close:  # the answer usually sits right beside the clause that matches the question
+            target = min(close, key=lambda i: (-evidence[i], abs(i - anchor)))
+        else:
+            target = max(options, key=lambda i: (evidence[i], -abs(i - anchor))) if options else anchor
         lo, hi = min(anchor, target), max(anchor, target)
         words = lambda i, j: sum(len(c.split()) for c in clauses[i : j + 1])  # noqa: E731
         if words(lo, hi) > MAX_WORDS + 10:
