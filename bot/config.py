@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,9 +37,10 @@ class Settings(BaseSettings):
     # Retrieval and answering
     top_k: int = Field(8, gt=0, le=50, description="chunks handed to the answerer")
     candidates: int = Field(20, gt=0, le=200, description="hits taken from each retriever before fusion")
+    fusion: Literal["rrf", "relative"] = Field("rrf", description="reciprocal-rank or relative-score fusion")
     max_question_chars: int = 4000
     abstain_threshold: float = Field(
-        0.27, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"
+        0.317, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"
     )
 
     # LLM (any OpenAI-compatible server)

@@ -98,7 +98,7 @@ class Pipeline:
         lexical = LexicalIndex.open(folder)
         if lexical is None:
             raise IndexMissing("The index is incomplete (no BM25 side yet): run `qa index` again.")
-        retriever = HybridRetriever(store, lexical, encoder, candidates=settings.candidates)
+        retriever = HybridRetriever(store, lexical, encoder, candidates=settings.candidates, fusion=settings.fusion)
         extractive = ExtractiveAnswerer(
             encoder, lexical, SentenceVectors(folder, readonly=True), threshold=settings.abstain_threshold
         )

@@ -52,6 +52,27 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) ->
     return scores
 
 
+def relative_score_fusion(
+    rankings: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float] | None = None
+) -> dict[str, float]:
+    """Min-max normalise each retriever's scores and add them (LlamaIndex's "relative_score" mode).
+
+    Unlike RRF it keeps how far ahead a hit is: a chunk that BM25 ranks first by a wide margin
+    but that vector search misses still comes out near the top.
+    """
+    weights = weights or [1.0 / len(rankings)] * len(rankings)
+    fused: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        if not ranking:
+            continue
+        scores = [s for _, s in ranking]
+        lo, hi = min(scores), max(scores)
+        for chunk_id, score in ranking:
+            norm = (score - lo) / (hi - lo) if hi > lo else 1.0
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * norm
+    return fused
+
+
 class HybridRetriever:
     """Vector + BM25 retrieval over one index; returns the pipeline's Chunk type."""
 
@@ -61,11 +82,15 @@ class HybridRetriever:
         lexical: LexicalIndex | None,
         encoder: MiniLMEncoder,
         candidates: int = 20,
+        fusion: str = "rrf",
+        keep_top: int = 1,
     ):
         self.store = store
         self.lexical = lexical
         self.encoder = encoder
         self.candidates = candidates
+        self.fusion = fusion
+        self.keep_top = keep_top
 
     def allowed_docs(self, filters: Filters) -> list[str] | None:
         """Article ids that pass the filters, or None when unfiltered."""
@@ -87,6 +112,15 @@ class HybridRetriever:
         sparse = self.lexical.search(text, n, doc_ids=allowed) if self.lexical else []
         by_id: dict[str, StoredChunk] = {c.id: c for c, _ in sparse}
         by_id.update({c.id: c for c, _ in dense})  # the store's copy is authoritative
-        fused = reciprocal_rank_fusion([[c.id for c, _ in dense], [c.id for c, _ in sparse]])
-        best = sorted(fused, key=fused.get, reverse=True)[:k]
+        if self.fusion == "rrf":
+            fused = reciprocal_rank_fusion([[c.id for c, _ in dense], [c.id for c, _ in sparse]])
+        else:
+            fused = relative_score_fusion([[(c.id, s) for c, s in dense], [(c.id, s) for c, s in sparse]])
+        ranked = sorted(fused, key=fused.get, reverse=True)
+        # Fusion can bury a hit that only one retriever finds, however far ahead it is (RRF gives
+        # BM25's clear #1 less than two mediocre shared hits). Each retriever's top hits always stay.
+        keep = [c.id for c, _ in dense[: self.keep_top]] + [c.id for c, _ in sparse[: self.keep_top]]
+        best = list(dict.fromkeys(keep))[:k]
+        best += [i for i in ranked if i not in best][: k - len(best)]
+        best.sort(key=fused.get, reverse=True)
         return [to_chunk(by_id[i], fused[i]) for i in best]

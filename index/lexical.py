@@ -21,6 +21,21 @@ import numpy as np
 
 from index.store import StoredChunk
 
+# bm25s' English list has 33 words and keeps question words ("which", "did", "who"), which then
+# count as matches; this list adds them and other function words. Bump LEXICAL_VERSION on any change
+# to tokenization so existing BM25 sides are rebuilt.
+STOPWORDS = sorted(
+    set(
+        """a about above after again against all also am an and any are as at be because been before being
+        below between both but by can could did do does doing down during each few for from further had has
+        have having he her here hers herself him himself his how i if in into is it its itself just me more
+        most my myself no nor not now of off on once only or other our ours ourselves out over own same she
+        should so some such than that the their theirs them themselves then there these they this those
+        through to too under until up very was we were what when where which while who whom whose why will
+        with would you your yours yourself yourselves s t don shall may might must one name tell""".split()
+    )
+)
+LEXICAL_VERSION = "2"
 _COLUMNS = "id, doc_id, title, date, date_num, text, start, end_, position, n_chunks, doc_hash, sentences"
 
 
@@ -43,7 +58,7 @@ def _stemmer():
 def tokenize(texts: Sequence[str], stemmer=None) -> list[list[str]]:
     """Lower-cased, stop-worded, stemmed tokens (the same for corpus and queries)."""
     return _bm25s().tokenize(
-        list(texts), stopwords="en", stemmer=stemmer or _stemmer(), return_ids=False, show_progress=False
+        list(texts), stopwords=STOPWORDS, stemmer=stemmer or _stemmer(), return_ids=False, show_progress=False
     )
 
 
@@ -51,7 +66,7 @@ def fingerprint(pairs: Sequence[tuple[str, str]]) -> str:
     """A digest of (chunk_id, doc_hash) pairs: equal fingerprints mean the same indexed content."""
     import hashlib
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"lexical-v{LEXICAL_VERSION}\n".encode())
     for chunk_id, doc_hash in sorted(pairs):
         h.update(f"{chunk_id}\0{doc_hash}\n".encode())
     return h.hexdigest()[:24]

@@ -118,7 +118,8 @@ def _is_heading(text: str, title: str) -> bool:
     t = text.strip()
     if t.lower() == title.strip().lower():
         return True
-    return not t.endswith(_END_PUNCT) and len(t.split()) <= 15
+    # A short line without final punctuation is a heading, unless it carries figures (a dateline).
+    return not t.endswith(_END_PUNCT) and len(t.split()) <= 15 and not any(ch.isdigit() for ch in t)
 
 
 class ExtractiveAnswerer:

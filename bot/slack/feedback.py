@@ -1,0 +1,266 @@
+"""The feedback store: every answer the Slack bot posts, and the 👍 / 👎 votes on it.
+
+SQLAlchemy Core, so any SQLAlchemy URL works: SQLite under the data dir by default, PostgreSQL with
+`QA_FEEDBACK_DB_URL=postgresql+psycopg://...` (install the driver). Tables are created on first use.
+
+`export_questions` turns voted answers into a question-set file (JSON lines) for `qa eval`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from bot.answer.citations import strip_markers
+from bot.errors import QAError, StoreUnavailable
+from bot.types import Answer
+
+__all__ = ["FeedbackStore", "UnknownAnswer", "VERDICTS"]
+
+log = logging.getLogger(__name__)
+
+VERDICTS = ("up", "down")
+
+metadata = sa.MetaData()
+
+answers = sa.Table(
+    "qa_answers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("standalone_question", sa.Text),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("citations", sa.JSON, nullable=False),
+    sa.Column("abstained", sa.Boolean, nullable=False, default=False),
+    sa.Column("mode", sa.String(32)),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("user_id", sa.String(64)),
+    sa.Column("team_id", sa.String(64)),
+    sa.Column("channel", sa.String(64)),
+    sa.Column("thread_ts", sa.String(32)),
+    sa.Column("message_ts", sa.String(32)),
+)
+
+votes = sa.Table(
+    "qa_feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("answer_id", sa.Integer, sa.ForeignKey("qa_answers.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("verdict", sa.String(8), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("answer_id", "user_id", name="uq_qa_feedback_answer_user"),
+)
+
+
+class UnknownAnswer(QAError):
+    """A vote names an answer id the store does not have."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL: show only its scheme
+        return url.split(":", 1)[0] + ":…"
+
+
+class FeedbackStore:
+    """Answers and votes in any SQLAlchemy database."""
+
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            parsed = sa.engine.make_url(url)
+            kwargs: dict = {"pool_pre_ping": True}
+            if parsed.get_backend_name() == "sqlite":
+                if parsed.database and parsed.database != ":memory:":
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                kwargs["connect_args"] = {"timeout": 30}  # concurrent answers wait for the write lock
+            self.engine = sa.create_engine(url, **kwargs)
+            metadata.create_all(self.engine)
+        except Exception as exc:  # noqa: BLE001 - bad URL, missing driver, unreachable server
+            raise StoreUnavailable(
+                f"The feedback database {_safe_url(url)} cannot be opened ({type(exc).__name__})."
+            ) from exc
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    # --- writes --------------------------------------------------------------------
+    def record_answer(
+        self,
+        answer: Answer,
+        *,
+        user: str | None = None,
+        channel: str | None = None,
+        thread_ts: str | None = None,
+        team: str | None = None,
+        message_ts: str | None = None,
+    ) -> int:
+        """Store one posted answer; returns its id (the value of its feedback buttons)."""
+        row = {
+            "created_at": _now(),
+            "question": answer.question,
+            "standalone_question": answer.standalone_question,
+            "answer": answer.text,
+            "citations": [
+                {"n": c.n, "doc_id": c.doc_id, "title": c.title, "date": c.date, "quote": c.quote, "chunk_id": c.chunk_id}
+                for c in answer.citations
+            ],
+            "abstained": answer.abstained,
+            "mode": answer.mode,
+            "latency_ms": round(answer.latency_ms, 1),
+            "user_id": user,
+            "team_id": team,
+            "channel": channel,
+            "thread_ts": thread_ts,
+            "message_ts": message_ts,
+        }
+        with self.engine.begin() as conn:
+            return int(conn.execute(answers.insert().values(**row)).inserted_primary_key[0])
+
+    def set_message_ts(self, answer_id: int, message_ts: str) -> None:
+        """Remember which Slack message shows the answer."""
+        with self.engine.begin() as conn:
+            conn.execute(answers.update().where(answers.c.id == answer_id).values(message_ts=message_ts))
+
+    def record_vote(self, answer_id: int, verdict: str, *, user: str) -> dict:
+        """Store a user's 👍 ("up") or 👎 ("down") on an answer; a later click by the same user replaces it.
+
+        Returns the vote joined with its answer (question, answer, citations, user, channel, thread, latency, verdict).
+        """
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, not {verdict!r}")
+        for attempt in range(2):
+            try:
+                with self.engine.begin() as conn:
+                    if conn.execute(sa.select(answers.c.id).where(answers.c.id == answer_id)).first() is None:
+                        raise UnknownAnswer("That answer is no longer in the feedback store.")
+                    now = _now()
+                    updated = conn.execute(
+                        votes.update()
+                        .where(votes.c.answer_id == answer_id, votes.c.user_id == user)
+                        .values(verdict=verdict, updated_at=now)
+                    ).rowcount
+                    if not updated:
+                        conn.execute(votes.insert().values(
+                            answer_id=answer_id, user_id=user, verdict=verdict, created_at=now, updated_at=now))
+                break
+            except IntegrityError:  # two clicks raced to insert; the retry updates instead
+                if attempt:
+                    raise
+        return next(v for v in self.votes(answer_id) if v["user"] == user)
+
+    # --- reads ---------------------------------------------------------------------
+    def answer(self, answer_id: int) -> dict | None:
+        """One stored answer as a dict, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(answers).where(answers.c.id == answer_id)).mappings().first()
+        return dict(row) if row else None
+
+    def votes(self, answer_id: int | None = None) -> list[dict]:
+        """Every vote (or those of one answer) with the answer it is about, oldest first."""
+        query = (
+            sa.select(
+                votes.c.id, votes.c.answer_id, votes.c.user_id.label("user"), votes.c.verdict,
+                votes.c.updated_at.label("voted_at"), answers.c.question, answers.c.answer, answers.c.citations,
+                answers.c.abstained, answers.c.channel, answers.c.thread_ts, answers.c.latency_ms,
+                answers.c.user_id.label("asked_by"),
+            )
+            .join(answers, answers.c.id == votes.c.answer_id)
+            .order_by(votes.c.id)
+        )
+        if answer_id is not None:
+            query = query.where(votes.c.answer_id == answer_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    # --- export --------------------------------------------------------------------
+    def export_questions(self, path: str | Path, only: str = "all") -> int:
+        """Write the voted questions as a question set (JSON lines) for `qa eval`; returns the number written.
+
+        Each line: id, question, answers, gold_docs, answerable (the eval fields), then verdict, votes,
+        needs_review and what the bot said. A 👍 answer becomes the reference (answers = its text without
+        markers, gold_docs = the articles it cited); a 👍 abstention becomes an unanswerable question; a 👎
+        keeps empty references and needs_review = true for a person to fill in. A question asked several
+        times is written once, from its latest voted answer. `only`: "all", "up" or "down".
+        """
+        if only not in ("all", *VERDICTS):
+            raise ValueError(f"only must be 'all', 'up' or 'down', not {only!r}")
+        tally = (
+            sa.select(
+                votes.c.answer_id,
+                sa.func.sum(sa.case((votes.c.verdict == "up", 1), else_=0)).label("up"),
+                sa.func.sum(sa.case((votes.c.verdict == "down", 1), else_=0)).label("down"),
+            )
+            .group_by(votes.c.answer_id)
+            .subquery()
+        )
+        query = (
+            sa.select(answers, tally.c.up, tally.c.down)
+            .join(tally, tally.c.answer_id == answers.c.id)
+            .order_by(answers.c.id.desc())
+        )
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+
+        lines: list[dict] = []
+        seen: set[str] = set()
+        for row in rows:
+            key = re.sub(r"\W+", " ", row["question"].casefold()).strip()
+            if key in seen:
+                continue
+            up, down = int(row["up"] or 0), int(row["down"] or 0)
+            verdict = "up" if up > down else "down"  # a tie needs a person to look at it
+            if only != "all" and verdict != only:
+                continue
+            seen.add(key)
+            cited = list(dict.fromkeys(c["doc_id"] for c in row["citations"] or []))
+            good = verdict == "up"
+            lines.append({
+                "id": f"slack-{row['id']}",
+                "question": row["question"],
+                "answers": [strip_markers(row["answer"])] if good and not row["abstained"] else [],
+                "gold_docs": cited if good and not row["abstained"] else [],
+                "answerable": not (good and row["abstained"]),
+                "verdict": verdict,
+                "votes": {"up": up, "down": down},
+                "needs_review": not good,
+                "bot_answer": row["answer"],
+                "bot_cited_docs": cited,
+                "bot_abstained": bool(row["abstained"]),
+                "mode": row["mode"],
+                "source": "slack",
+                "asked_at": row["created_at"].isoformat() if row["created_at"] else None,
+            })
+        lines.reverse()  # oldest first, like a hand-written question set
+
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                for line in lines:
+                    fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        log.info("exported %d question(s) to %s", len(lines), out)
+        return len(lines)
