@@ -34,9 +34,14 @@ _MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def normalize(text: str) -> str:
-    """Lowercase, unify quotes/dashes/spaces, drop punctuation ("Min’er" == "Min'er" == "Miner") and articles."""
+    """Lowercase, unify quotes/dashes/spaces, punctuation to spaces ("Min’er" == "Min'er"), drop articles.
+
+    Punctuation becomes a space rather than vanishing, so "Time:2019-07-19" still contains the
+    whole words of "2019-07-19" (both sides normalise the same way).
+    """
     text = unicodedata.normalize("NFKC", text or "").translate(_QUOTES).lower()
-    text = _PUNCT.sub("", text)
+    text = re.sub(r"(?<=\d)[.,](?=\d)", "", text)  # "1,647" == "1647", as SQuAD's normaliser has it
+    text = _PUNCT.sub(" ", text)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 

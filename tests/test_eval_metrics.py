@@ -13,8 +13,8 @@ from eval import metrics as M
     "text, expected",
     [
         ("The  Quick, brown fox!", "quick brown fox"),
-        ("Chen Min\u2019er", "chen miner"),
-        ("Chen Min'er", "chen miner"),
+        ("Chen Min\u2019er", "chen min er"),
+        ("Chen Min'er", "chen min er"),
         ("\u201cQuoted\u201d\u00a0text", "quoted text"),
         ("an apple a day", "apple day"),
         ("6.15 billion yuan", "615 billion yuan"),
