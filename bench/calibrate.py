@@ -2,7 +2,7 @@
 
 Runs the pipeline with the threshold at 0, records the evidence score of each answer, and picks the
 threshold that makes the most unanswerable questions abstain while at most `--max-answerable-abstain`
-of the answerable ones do; it is placed halfway between the two scores it separates.
+of the answerable ones do; it is placed in the middle of the widest such gap between two scores.
 
     .venv/bin/python bench/calibrate.py --data-dir .qa [--questions eval/questions.jsonl]
 """
@@ -26,16 +26,19 @@ def evidence_scores(pipeline, questions: list[dict]) -> tuple[list[float], list[
 
 
 def pick_threshold(answerable: list[float], unanswerable: list[float], max_rate: float) -> float:
-    """The threshold with the best unanswerable abstention whose answerable abstention is <= max_rate."""
+    """The threshold with the best unanswerable abstention whose answerable abstention is <= max_rate.
+
+    Among equally good thresholds it takes the middle of the widest gap between two observed scores,
+    so a small shift in scores doesn't flip the outcome.
+    """
     cuts = sorted({0.0, *answerable, *unanswerable})
-    best = (0.0, -1.0)
+    best = (-1.0, -1.0, 0.0)  # recall, gap, threshold
     for lo, hi in zip(cuts, cuts[1:] + [cuts[-1] + 0.1]):
         t = (lo + hi) / 2
         if sum(s < t for s in answerable) <= max_rate * len(answerable):
             recall = sum(s < t for s in unanswerable) / max(len(unanswerable), 1)
-            if recall > best[1]:
-                best = (t, recall)
-    return round(best[0], 3)
+            best = max(best, (recall, hi - lo, t))
+    return round(best[2], 3)
 
 
 def main() -> None:

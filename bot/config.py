@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     fusion: Literal["rrf", "relative"] = Field("rrf", description="reciprocal-rank or relative-score fusion")
     max_question_chars: int = 4000
     abstain_threshold: float = Field(
-        0.317, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"
+        0.344, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"
     )
 
     # LLM (any OpenAI-compatible server)

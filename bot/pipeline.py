@@ -27,33 +27,31 @@ _QUESTION_WORDS = {"Who", "What", "When", "Where", "Which", "Why", "How", "Whose
 
 
 def subject_of(question: str) -> str | None:
-    """The named subject of a question (its capitalised phrases), used to carry context offline."""
-    found = []
+    """The named subject of a question: its first capitalised phrase that isn't a question word."""
     for m in _ENTITY.finditer(question):
         words = m.group(0).split()
         while words and words[0] in _QUESTION_WORDS:
             words = words[1:]
         phrase = " ".join(words).strip(" ?.,")
-        if phrase and phrase not in found:
-            found.append(phrase)
-    return " ".join(found) if found else None
+        if phrase:
+            return phrase
+    return None
 
 
 def carry_subject(question: str, previous: str) -> str:
     """A follow-up made standalone without an LLM: its pronoun replaced by the previous turn's subject."""
     subject = subject_of(previous)
-    if not subject or subject_of(question):
-        if subject_of(question) or not _PRONOUN.search(question):
-            return question
-        return f"{question} ({previous})"
     if _PRONOUN.search(question):
+        if not subject:
+            return f"{question} ({previous})"
+
         def sub(m: re.Match) -> str:
             word = m.group(0).lower()
             return f"{subject}'s" if word in {"its", "their", "his", "her", "theirs", "hers"} else subject
 
         return _PRONOUN.sub(sub, question, count=1)
-    if len(question.split()) <= 5:
-        return f"{question} ({subject})"  # "And the CEO?" style: too short to stand alone
+    if subject and len(question.split()) <= 4 and not subject_of(question):
+        return f"{question} ({subject})"  # "And the date?" is too short to stand alone
     return question
 
 

@@ -168,7 +168,8 @@ def question_metrics(
     rr = reciprocal_rank(retrieved_docs, gold)
     m["mrr"] = round(rr, 4) if rr is not None else None
     m["context_recall"] = context_recall(retrieved_texts, answers) if graded else None
-    cp = citation_precision(cited_docs, gold)
+    # An abstention's "closest sources" are offered for reading, not as support for a claim.
+    cp = None if abstained else citation_precision(cited_docs, gold)
     m["citation_precision"] = round(cp, 4) if cp is not None else None
     m["answer_words"] = 0 if abstained else len(text.split())
     m["passed"] = correct if answerable else bool(abstained)

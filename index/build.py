@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from index.store import ChromaStore, StoredChunk
 
 log = logging.getLogger(__name__)
 
-GROUP_CHUNKS = 256  # chunks embedded and written per step: a kill loses at most this much work
+GROUP_CHUNKS = 256
+_ABBREV_END = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Gen|Gov|Sen|Rep|St|Jr|Sr|No|Co|Inc|Corp|Ltd|Dept|Univ|vs)\.$")  # chunks embedded and written per step: a kill loses at most this much work
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,9 @@ class Chunker:
                 start = text.find(s, cursor) if s else -1
                 if start < 0:
                     continue
-                # punkt splits after abbreviations it doesn't know ("Co., Ltd. and ..."): a piece that
-                # starts in lower case continues the previous sentence.
-                if spans and not first and s[0].islower():
+                # punkt splits after abbreviations it doesn't know ("Co., Ltd. and ...", "by Mr. Zhang"):
+                # a piece that starts in lower case, or follows a title/company abbreviation, continues.
+                if spans and not first and (s[0].islower() or _ABBREV_END.search(text[spans[-1][0] : spans[-1][1]])):
                     spans[-1][1] = start + len(s)
                 else:
                     spans.append([start, start + len(s)])

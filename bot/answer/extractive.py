@@ -39,7 +39,8 @@ _PATTERNS = {
         r"|\bthe\s+\d{1,2}(?:st|nd|rd|th)\b|\b\d{1,2}(?:st|nd|rd|th)\s+to\s+\d{1,2}(?:st|nd|rd|th)\b"
         r"|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
         r"|\b(?:january|february|march|april|june|july|august|september|october|november|december)\b"
-        r"|\b(?:last|next|this)\s+(?:year|month|week)\b|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b",
+        r"|\b(?:last|next|this)\s+(?:year|month|week)\b|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b"
+        r"|\b\d{1,2}:\d{2}\b",
         re.I,
     ),
     # Two or more capitalised words, or one word with two capitals (OSMAGIC, XGIMI, QNome-3841).
@@ -48,8 +49,8 @@ _PATTERNS = {
 }
 # Kinds that a sentence must contain (new to the question) to count as an answer at all.
 _REQUIRED = {"number", "money", "age", "date"}
-# Clause breaks, but not the comma of "Co., Ltd." or "Inc., ...", which belongs to a company name.
-_CLAUSE_SPLIT = re.compile(r"(?<!\bCo\.,)(?<!\bInc\.,)(?<=[,;:])\s+(?!Ltd\b|Inc\b|Limited\b)|\s+(?=[—–(])|(?<=[—–)])\s*")
+# Clause breaks, but not the comma of "Co., Ltd." (a company name) or of "January 24, 2019" (a date).
+_CLAUSE_SPLIT = re.compile(r"(?<!\bCo\.,)(?<!\bInc\.,)(?<=[,;:])\s+(?!Ltd\b|Inc\b|Limited\b|\d{4}\b)|\s+(?=[—–(])|(?<=[—–)])\s*")
 _END_PUNCT = tuple(".!?\"”’')")
 
 
