@@ -1,7 +1,7 @@
 """The offline answerer: picks the sentences of the retrieved chunks that answer the question.
 
 Sentence score = semantic similarity to the question (MiniLM sentence vectors made at index time)
-+ idf-weighted word overlap + the chunk's retrieval rank + a bonus when the sentence holds the kind
++ idf-weighted word overlap + a bonus when the sentence holds the kind
 of thing the question asks for. A question that asks for a number, an amount, an age or a date is
 only answered by a sentence that holds one the question didn't already contain; below a calibrated
 score (or with no such sentence) it abstains instead of quoting something unrelated.
@@ -21,9 +21,10 @@ from index.lexical import LexicalIndex, SentenceVectors
 
 ABSTAIN_TEXT = "I couldn't find that in the articles."
 MAX_WORDS = 30  # a long sentence is cut to the clauses around the evidence, so answers stay short
-# Weights chosen by a coarse grid search on eval/questions.jsonl (bench/calibrate.py); rank adds nothing
-# once the sentence scores exist, so it is 0.
-W_SEMANTIC, W_LEXICAL, W_RANK, W_TYPE = 0.45, 0.45, 0.0, 0.04
+# Weights from a coarse grid search on eval/questions.jsonl. The chunk's retrieval rank or fused score
+# and the sentence's position in the article (news lead bias) were tried as further terms and gained
+# nothing there once sentence similarity and overlap are in, so they are left out.
+W_SEMANTIC, W_LEXICAL, W_TYPE = 0.45, 0.45, 0.04
 
 _NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?|thousands?|millions?|billions?"
 _PATTERNS = {
@@ -170,8 +171,8 @@ class ExtractiveAnswerer:
         if vector is None:
             vector = self.encoder.encode_one(question)
         seen: set[tuple[str, int]] = set()
-        cands: list[tuple[Chunk, str, int, int, float]] = []  # chunk, text, article offset, rank, cosine
-        for rank, (chunk, vecs) in enumerate(zip(chunks, self._sentence_vectors(chunks))):
+        cands: list[tuple[Chunk, str, int, float]] = []  # chunk, text, article offset, cosine
+        for chunk, vecs in zip(chunks, self._sentence_vectors(chunks)):
             spans = chunk.sentences or ()
             texts = [(chunk.text[s.start : s.end], s.start) for s in spans] or [(chunk.text, 0)]
             sims = vecs @ vector
@@ -180,7 +181,7 @@ class ExtractiveAnswerer:
                 if key in seen or len(text.split()) < 3 or _is_heading(text, chunk.title):
                     continue
                 seen.add(key)
-                cands.append((chunk, text, chunk.start + offset, rank, float(sim)))
+                cands.append((chunk, text, chunk.start + offset, float(sim)))
         if not cands:
             return []
         q_terms = set(self._tokens([question])[0])
@@ -188,12 +189,12 @@ class ExtractiveAnswerer:
         total = sum(idf.values()) or 1.0
         need = analyse(question, self._tokens)
         out = []
-        for (chunk, text, start, rank, sim), terms in zip(cands, self._tokens([c[1] for c in cands])):
+        for (chunk, text, start, sim), terms in zip(cands, self._tokens([c[1] for c in cands])):
             terms = set(terms)
             lexical = sum(idf[t] for t in q_terms & terms) / total
             has_kind = _new_match(need.kind, text, question) if need.kind else False
             eligible = (has_kind or need.kind not in _REQUIRED) and (not need.counted or bool(need.counted & terms))
-            s = W_SEMANTIC * sim + W_LEXICAL * lexical + W_RANK / (1 + rank) + (W_TYPE if has_kind else 0.0)
+            s = W_SEMANTIC * sim + W_LEXICAL * lexical + (W_TYPE if has_kind else 0.0)
             out.append(ScoredSentence(chunk, text.strip(), start, float(s), eligible))
         out.sort(key=lambda s: (s.eligible, s.score), reverse=True)
         return out
