@@ -226,11 +226,22 @@ def run_bot(settings: Settings, host: str = "0.0.0.0", port: int = 3000) -> None
 
     if app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
+        from slack_sdk.errors import SlackApiError
 
-        print("Slack bot connected in Socket Mode; Ctrl-C stops it", file=sys.stderr, flush=True)
+        print("Slack bot starting in Socket Mode; Ctrl-C stops it", file=sys.stderr, flush=True)
+        handler = SocketModeHandler(app, app_token)
         try:
-            SocketModeHandler(app, app_token).start()
+            handler.start()  # apps.connections.open with the app token, then the WebSocket; blocks
         except KeyboardInterrupt:
             pass
+        except SlackApiError as exc:  # a revoked token, a bot token (xoxb-) given as the app token...
+            error = exc.response.get("error") if exc.response is not None else None
+            raise QAError(f"Slack refused the app token (SLACK_APP_TOKEN): {scrub(str(error or exc))}. It must be an "
+                          "app-level token (xapp-...) with the connections:write scope.") from None
+        except (SlackClientError, OSError) as exc:
+            raise QAError(f"Cannot reach the Slack API at {settings.slack_api_url} ({type(exc).__name__}).") from None
+        finally:
+            handler.close()  # stop receiving, then let the answers in progress finish
+            app.qa_executor.shutdown(wait=True)  # type: ignore[attr-defined]
         return
     serve(app, host, port, health_check=lambda: health(pipeline, app.qa_bot))

@@ -371,7 +371,7 @@ class SlackBot:
             reason = (request.headers.get("x-slack-retry-reason") or ["duplicate"])[0]
             log.info("dropped a repeated delivery of event %s (retry %s, %s)", event_id, retry or "-", reason)
             return BoltResponse(status=200, body="", headers={"x-slack-no-retry": "1"})
-        if retry:
+        if retry and retry != "0":  # Socket Mode marks every first delivery as retry_attempt 0
             # A retry whose original never arrived here (lost, or before a restart): this is its first delivery.
             log.info("processing retry %s of event %s: the original delivery was not received", retry, event_id)
         return next()
