@@ -15,6 +15,7 @@ from bot.answer.extractive import ABSTAIN_TEXT, ExtractiveAnswerer
 from bot.errors import BadQuestion, IndexMissing
 from bot.retrieval import HybridRetriever
 from bot.types import Answer, Chunk, Conversation, Delta, Filters, Question
+from index.lexical import STOPWORDS
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -22,15 +23,22 @@ if TYPE_CHECKING:
 
 _PRONOUN = re.compile(r"\b(it|its|it's|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those|there)\b", re.I)
 _ENTITY = re.compile(r"\b[A-Z][\w’'&.-]*(?:\s+(?:of\s+|the\s+|and\s+)?[A-Z][\w’'&.-]*)*")
+_FUNCTION_WORDS = set(STOPWORDS) | {"and", "but", "so", "or", "also", "then", "now", "please", "ok", "okay"}
 _QUESTION_WORDS = {"Who", "What", "When", "Where", "Which", "Why", "How", "Whose", "Did", "Does", "Do", "Is", "Are",
                    "Was", "Were", "Can", "Could", "Tell", "Name", "List", "The", "A", "An", "In", "At", "On"}
+
+
+def _skippable(word: str) -> bool:
+    """Sentence-initial words that are capitalised but name nothing: "What's", "And", "Also"."""
+    base = word.replace("’", "'").split("'")[0]
+    return base in _QUESTION_WORDS or base.lower() in _FUNCTION_WORDS
 
 
 def subject_of(question: str) -> str | None:
     """The named subject of a question: its first capitalised phrase that isn't a question word."""
     for m in _ENTITY.finditer(question):
         words = m.group(0).split()
-        while words and words[0] in _QUESTION_WORDS:
+        while words and _skippable(words[0]):
             words = words[1:]
         phrase = " ".join(words).strip(" ?.,")
         if phrase:

@@ -68,6 +68,8 @@ def analyse(question: str, tokenize) -> Need:
     q = question.lower()
     if re.search(r"\bhow old\b|\bwhat age\b|\bage of\b", q):
         return Need("age")
+    if re.search(r"\bhow much (?:time|of|more|less|longer|bigger)\b", q):
+        return Need("number")  # "how much time / of the budget" asks for a quantity, not an amount of money
     if re.search(r"\bhow much\b|\bworth\b|\bvalue\b|\bprice\b|\bcost\b|\brevenue\b|\bturnover\b|\bprofit\b|\bsales\b|\bbudget\b", q):
         return Need("money")
     m = re.search(r"\bhow many\s+((?:[\w’'-]+\s+){0,2}[\w’'-]+)", q)

@@ -1,0 +1,256 @@
+"""The answer pipeline over the real seed index: checks, conversation, JSON shape, LLM mode, failures."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from bot.errors import BadQuestion, StoreUnavailable
+from bot.pipeline import Pipeline, carry_subject, subject_of
+from bot.types import Answer, Conversation, Delta, Question
+from tests.conftest import make_settings
+from tests.fakes.openai_server import FakeOpenAI, Status
+
+FIRST = "What satellite product did ADASpace debut?"
+FOLLOW_UP = "Who is its CEO?"
+CEO = "Who is the chief executive of ADASpace?"
+
+
+# --- check() ------------------------------------------------------------------------------
+def _one_line_safe(message: str) -> None:
+    assert message and "\n" not in message
+    assert "Traceback" not in message and "Error" not in message
+    assert len(message) < 200
+
+
+@pytest.mark.parametrize("text", ["", "   ", " \n\t ", "x" * 4001])
+def test_check_rejects_empty_blank_and_too_long(seed_pipeline, text):
+    with pytest.raises(BadQuestion) as info:
+        seed_pipeline.check(text)
+    _one_line_safe(info.value.user_message)
+    assert str(info.value) == info.value.user_message
+
+
+def test_check_too_long_message_names_the_limit(seed_pipeline):
+    with pytest.raises(BadQuestion) as info:
+        seed_pipeline.check("x" * 4001)
+    assert "4,000" in info.value.user_message
+
+
+def test_check_accepts_the_limit_and_strips(seed_pipeline):
+    assert seed_pipeline.check("  " + "x" * 4000 + "\n").text == "x" * 4000
+    q = seed_pipeline.check(Question("  Who founded Vivo?  "))
+    assert isinstance(q, Question) and q.text == "Who founded Vivo?"
+
+
+def test_ask_checks_the_question_too(seed_pipeline):
+    with pytest.raises(BadQuestion):
+        seed_pipeline.ask("   ")
+
+
+# --- carry_subject / subject_of ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "question, subject",
+    [
+        (FIRST, "ADASpace"),
+        ("Who is the president of Continental Hope Group?", "Continental Hope Group"),
+        ("Tell me about Qitan Technology", "Qitan Technology"),
+        ("What happened at the meeting?", None),
+        ("how many people came?", None),
+    ],
+)
+def test_subject_of(question, subject):
+    assert subject_of(question) == subject
+
+
+def test_carry_subject_replaces_possessive_pronoun():
+    assert carry_subject(FOLLOW_UP, FIRST) == "Who is ADASpace's CEO?"
+
+
+def test_carry_subject_replaces_plain_pronoun():
+    assert carry_subject("When was it founded?", "Tell me about Qitan Technology") == "When was Qitan Technology founded?"
+
+
+def test_carry_subject_keeps_standalone_question():
+    q = "Who is the president of Continental Hope Group?"
+    assert carry_subject(q, FIRST) == q
+
+
+def test_carry_subject_appends_subject_to_short_follow_up():
+    assert carry_subject("What about the date?", FIRST) == "What about the date? (ADASpace)"
+
+
+def test_carry_subject_short_follow_up_starting_with_and():
+    # The code's own example ("And the date?" is too short to stand alone). Bug: the sentence-initial
+    # "And" is taken as the follow-up's own subject (subject_of returns "And"), so nothing is carried.
+    assert carry_subject("And the date?", FIRST) == "And the date? (ADASpace)"
+
+
+def test_carry_subject_previous_question_starting_with_whats():
+    # Bug: "What's" is not recognised as a question word, so it becomes the previous turn's subject.
+    assert carry_subject("Who founded it?", "What's the product ADASpace debuted?") == "Who founded ADASpace?"
+
+
+def test_carry_subject_without_previous_subject_appends_previous_question():
+    assert carry_subject("When was it held?", "what happened?") == "When was it held? (what happened?)"
+
+
+# --- conversation (offline) --------------------------------------------------------------
+def test_follow_up_is_made_standalone_and_answered_from_002(seed_pipeline):
+    conv = Conversation()
+    first = seed_pipeline.ask(FIRST, conv)
+    assert first.standalone_question is None
+    conv.add(FIRST, first)
+    second = seed_pipeline.ask(FOLLOW_UP, conv)
+    assert second.question == FOLLOW_UP
+    assert second.standalone_question and "ADASpace" in second.standalone_question
+    assert not second.abstained
+    assert second.citations and second.citations[0].doc_id.startswith("002_")
+    conv.add(FOLLOW_UP, second)
+    assert conv.last.standalone == second.standalone_question
+
+
+# --- ask / to_dict / passage -------------------------------------------------------------
+def test_ask_fills_latency_mode_and_retrieved(seed_pipeline):
+    a = seed_pipeline.ask(CEO)
+    assert isinstance(a, Answer)
+    assert a.latency_ms > 0
+    assert a.mode == "extractive" == seed_pipeline.mode
+    assert a.retrieved and len(a.retrieved) <= seed_pipeline.top_k
+    assert a.question == CEO
+
+
+def test_to_dict_shape(seed_pipeline):
+    d = seed_pipeline.ask(CEO).to_dict()
+    assert set(d) == {"question", "answer", "abstained", "mode", "citations", "retrieved", "latency_ms", "note"}
+    assert d["citations"]
+    for c in d["citations"]:
+        assert set(c) == {"n", "doc_id", "title", "date", "quote", "chunk_id", "score"}
+    assert d["retrieved"]
+    for r in d["retrieved"]:
+        assert set(r) == {"doc_id", "chunk_id", "score"}
+    assert d["mode"] == "extractive" and d["abstained"] is False and d["latency_ms"] > 0
+
+
+def test_passage_contains_the_chunk_and_its_neighbours(seed_pipeline):
+    lexical = seed_pipeline.lexical
+    chunk = lexical.by_ids(["002_0c73d536360565c7.txt#3"])["002_0c73d536360565c7.txt#3"]
+    text = seed_pipeline.passage(chunk.id, radius=1)
+    assert chunk.text in text
+    assert len(text) > len(chunk.text)
+    assert seed_pipeline.passage(chunk.id) == chunk.text
+    assert seed_pipeline.passage("no-such-chunk#0", radius=1) == ""
+
+
+def test_passage_of_every_chunk_contains_it(seed_pipeline):
+    ids = [r[0] for r in seed_pipeline.lexical._db.execute("SELECT id FROM chunks")]
+    assert ids
+    for cid in ids:
+        chunk = seed_pipeline.lexical.by_ids([cid])[cid]
+        assert chunk.text in seed_pipeline.passage(cid, radius=1), cid
+
+
+# --- LLM mode against the fake OpenAI server ----------------------------------------------
+CONDENSED = "Who is the CEO of ADASpace?"
+LLM_REPLY = "Wang Lei is the CEO of ADASpace [1]. He spoke at the fair [9]."
+
+
+def _responder(request: dict) -> str:
+    system = request["messages"][0]["content"]
+    if system.startswith("Rewrite"):
+        return CONDENSED
+    return LLM_REPLY
+
+
+@pytest.fixture(scope="module")
+def llm_env(seed_settings):
+    with FakeOpenAI(_responder) as srv:
+        settings = make_settings(
+            seed_settings.data_dir,
+            model_cache_dir=seed_settings.model_cache_dir,
+            openai_base_url=srv.base_url,
+            openai_api_key="test",
+            llm_timeout=1,
+            llm_max_retries=0,
+        )
+        yield srv, Pipeline.from_settings(settings)
+
+
+def test_llm_mode_answers_with_validated_citations(llm_env):
+    srv, pipeline = llm_env
+    n = len(srv.requests)
+    a = pipeline.ask(CEO)
+    assert pipeline.mode == "llm" and a.mode == "llm"
+    assert not a.abstained
+    assert "Wang Lei" in a.text
+    assert "[9]" not in a.text  # out-of-range marker dropped
+    assert "citation" in (a.note or "")
+    assert [c.n for c in a.citations] == [1]
+    cited = a.citations[0]
+    assert cited.chunk_id == a.retrieved[0].id
+    assert cited.quote in a.retrieved[0].text
+    assert a.latency_ms > 0
+    assert len(srv.requests) == n + 1  # no condense without a conversation
+    assert srv.requests[-1]["messages"][-1]["content"] == CEO
+
+
+def test_llm_stream_yields_deltas_then_answer(llm_env):
+    srv, pipeline = llm_env
+    items = list(pipeline.stream(CEO))
+    assert len(items) >= 2
+    *deltas, final = items
+    assert deltas and all(isinstance(d, Delta) for d in deltas)
+    assert isinstance(final, Answer)
+    assert "".join(d.text for d in deltas) == LLM_REPLY
+    assert final.mode == "llm" and final.citations and final.latency_ms > 0
+    assert srv.requests[-1].get("stream") is True
+
+
+def test_llm_server_error_falls_back_to_extractive_with_note(llm_env, seed_pipeline):
+    srv, pipeline = llm_env
+    srv.script(Status(500))
+    a = pipeline.ask(CEO)
+    assert srv.pending_steps == 0
+    assert a.mode == "extractive"
+    assert a.note and "\n" not in a.note and "500" in a.note
+    assert "Traceback" not in a.note
+    offline = seed_pipeline.ask(CEO)
+    assert a.text == offline.text
+    assert [c.chunk_id for c in a.citations] == [c.chunk_id for c in offline.citations]
+
+
+def test_llm_follow_up_is_condensed_by_the_llm(llm_env):
+    srv, pipeline = llm_env
+    conv = Conversation()
+    first = pipeline.ask(FIRST, conv)
+    conv.add(FIRST, first)
+    n = len(srv.requests)
+    second = pipeline.ask(FOLLOW_UP, conv)
+    new = srv.requests[n:]
+    assert len(new) == 2  # condense, then answer
+    condense_prompt = " ".join(m["content"] for m in new[0]["messages"])
+    assert FIRST in condense_prompt and FOLLOW_UP in condense_prompt
+    assert second.standalone_question == CONDENSED
+    assert new[1]["messages"][-1]["content"] == CONDENSED
+    assert second.question == FOLLOW_UP and second.mode == "llm"
+
+
+# --- dead Chroma server ----------------------------------------------------------------------
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dead_chroma_server_raises_store_unavailable(seed_settings, tmp_path):
+    port = _closed_port()
+    settings = make_settings(
+        tmp_path, model_cache_dir=seed_settings.model_cache_dir, chroma_host="127.0.0.1", chroma_port=port
+    )
+    with pytest.raises(StoreUnavailable) as info:
+        Pipeline.from_settings(settings)
+    msg = info.value.user_message
+    assert msg and "\n" not in msg and "Traceback" not in msg
+    assert re.search(rf"127\.0\.0\.1:{port}", msg)
