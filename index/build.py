@@ -175,6 +175,11 @@ def build_index(
     states, pairs = store.doc_states()
     current = {a.doc_id: a for a in articles}
 
+    sentvecs = SentenceVectors(lexical_dir)
+    # Sentence vectors live beside the BM25 side, not in Chroma: an article whose chunks lack them
+    # (lost data dir, or a new one pointed at an existing Chroma server) is embedded again.
+    have = sentvecs.ids()
+    lacking = {chunk_id.rsplit("#", 1)[0] for chunk_id, _ in pairs if chunk_id not in have}
     removed = sorted(set(states) - set(current))
     todo: list[Article] = []
     added = updated = unchanged = 0
@@ -183,7 +188,7 @@ def build_index(
         if state is None:
             added += 1
             todo.append(a)
-        elif state.doc_hash != a.content_hash or not state.complete:
+        elif state.doc_hash != a.content_hash or not state.complete or a.doc_id in lacking:
             updated += 1
             todo.append(a)
         else:
@@ -196,7 +201,6 @@ def build_index(
         on_progress(progress)
 
     chunker = Chunker(encoder, chunk_size, chunk_overlap) if todo else None
-    sentvecs = SentenceVectors(lexical_dir)
     written = 0
     group: list[Article] = []
 

@@ -314,6 +314,10 @@ class SentenceVectors:
             for cid, blob in self._db.execute(q, list(chunk_ids))
         }
 
+    def ids(self) -> set[str]:
+        """Chunk ids that have stored sentence vectors."""
+        return {r[0] for r in self._db.execute("SELECT chunk_id FROM sentvecs")} if self._db else set()
+
     def prune(self, keep: set[str]) -> int:
         """Drop vectors of chunks not in keep; returns how many were dropped."""
         stale = [r[0] for r in self._db.execute("SELECT chunk_id FROM sentvecs") if r[0] not in keep]

@@ -130,6 +130,9 @@ def find_date(text: str, head_chars: int = 2000) -> str | None:
 
 
 # --- reading files -----------------------------------------------------------
+_SINGLE_BYTE_LATIN = ("cp125", "cp775", "iso8859", "latin", "mac_", "windows-125")
+
+
 def _decode(raw: bytes, path: str, warnings: list[LoadWarning]) -> str:
     try:
         return raw.decode("utf-8-sig")
@@ -138,9 +141,22 @@ def _decode(raw: bytes, path: str, warnings: list[LoadWarning]) -> str:
     from charset_normalizer import from_bytes
 
     best = from_bytes(raw).best()
-    encoding = best.encoding if best else "latin-1"
+    encoding = best.encoding if best else None
+    # On short Western text charset_normalizer often guesses cp1250/cp775 ("naïve" -> "naďve");
+    # Windows-1252 is by far the likelier single-byte encoding of an English news page.
+    if encoding is None or encoding.lower().replace("_", "-").startswith(_SINGLE_BYTE_LATIN):
+        try:
+            text = raw.decode("cp1252")
+            warnings.append(LoadWarning(path, "not valid UTF-8; decoded as cp1252"))
+            return text
+        except UnicodeDecodeError:
+            encoding = encoding or "latin-1"
     warnings.append(LoadWarning(path, f"not valid UTF-8; decoded as {encoding}"))
     return raw.decode(encoding, errors="replace")
+
+
+_BLOCKS = ["p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "section",
+           "article", "header", "figcaption", "time", "br", "ul", "ol", "table"]
 
 
 def _html_to_text(html: str) -> tuple[str | None, str]:
@@ -153,17 +169,20 @@ def _html_to_text(html: str) -> tuple[str | None, str]:
         title = soup.title.get_text(" ", strip=True)
     elif soup.find("h1"):
         title = soup.find("h1").get_text(" ", strip=True)
-    for tag in soup(["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "template"]):
+    for tag in soup(["script", "style", "noscript", "template", "form", "nav", "aside"]):
         tag.decompose()
-    body = soup.body or soup
-    blocks = []
-    for el in body.find_all(["h1", "h2", "h3", "h4", "p", "li", "blockquote", "pre", "td", "time"]):
-        if el.find(["p", "li", "h1", "h2", "h3", "blockquote"]):
-            continue  # a container; its children are visited themselves
-        text = el.get_text(" ", strip=True)
-        if text:
-            blocks.append(text)
-    text = "\n\n".join(blocks) if blocks else body.get_text("\n", strip=True)
+    # Site headers and footers go, but an article's own <header> holds its headline and date.
+    for tag in soup(["header", "footer"]):
+        if tag.find_parent(["article", "main"]) is None:
+            tag.decompose()
+    root = soup.find("article") or soup.find("main") or soup.body or soup
+    for br in root.find_all("br"):
+        br.replace_with("\n")
+    for block in root.find_all(_BLOCKS):
+        block.insert_before("\n")
+        block.insert_after("\n")
+    lines = [" ".join(line.split()) for line in root.get_text().split("\n")]
+    text = "\n\n".join(line for line in lines if line)
     return title, text
 
 
@@ -208,7 +227,11 @@ def iter_files(root: Path) -> list[Path]:
     if not root.is_dir():
         raise CorpusMissing(f"No such directory: {root}")
     return sorted(
-        p for p in root.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file() and not p.name.startswith(".")
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)  # .git, .ipynb_checkpoints
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from index.errors import IndexMissing, StoreUnavailable
+from index.errors import IndexMissing, QAError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,9 @@ class ChromaStore:
             raise
         except Exception as exc:  # chromadb raises assorted types for "not found" and for network trouble
             msg = str(exc).lower()
+            if "invalidargument" in type(exc).__name__.lower() and "name" in msg:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise QAError(f"Invalid collection name {collection!r}: {first}") from exc
             if not create and ("does not exist" in msg or "not found" in msg):
                 raise IndexMissing(
                     f"No index yet in {where} (collection '{collection}'): run `qa index` first."

@@ -1,0 +1,412 @@
+"""Incremental, crash-safe indexing (index/build.py) on real embedded Chroma stores in temporary dirs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.build import build_index, lexical_folder
+from index.embedding import MiniLMEncoder
+from index.lexical import LexicalIndex
+from index.loaders import load_corpus
+from index.store import ChromaStore, StoredChunk
+from tests.conftest import SEEDS, make_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+QA = ROOT / ".venv" / "bin" / "qa"
+COLLECTION = "articles"
+SUMMARY = re.compile(
+    r"(\d+) added, (\d+) updated, (\d+) removed, (\d+) unchanged documents; "
+    r"(\d+) chunks embedded, (\d+) in the index"
+)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    return make_settings(tmp_path_factory.mktemp("build-settings"))
+
+
+@pytest.fixture(scope="module")
+def encoder(settings):
+    return MiniLMEncoder(settings.model_cache_dir)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """A private copy of seeds/ that a test may edit."""
+    return Path(shutil.copytree(SEEDS, tmp_path / "corpus"))
+
+
+def run(corpus: Path, data_dir: Path, encoder, chunk_size: int = 200, chunk_overlap: int = 32):
+    store = ChromaStore.open(data_dir, COLLECTION, encoder.name, create=True)
+    return build_index(corpus, store, lexical_folder(data_dir, COLLECTION), encoder, chunk_size, chunk_overlap)
+
+
+def open_store(data_dir: Path, encoder) -> ChromaStore:
+    return ChromaStore.open(data_dir, COLLECTION, encoder.name)
+
+
+def stored(data_dir: Path, encoder) -> dict[str, StoredChunk]:
+    """Every chunk in the Chroma collection by id; fails on duplicate ids or a count that disagrees."""
+    store = open_store(data_dir, encoder)
+    chunks = store.all_chunks()
+    ids = [c.id for c in chunks]
+    assert len(ids) == len(set(ids)), "duplicate chunk ids in Chroma"
+    assert store.count() == len(ids)
+    return {c.id: c for c in chunks}
+
+
+def vectors(data_dir: Path, encoder, ids: list[str]) -> dict[str, np.ndarray]:
+    got = open_store(data_dir, encoder).collection.get(ids=ids, include=["embeddings"])
+    return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
+
+
+def bm25_side(data_dir: Path) -> tuple[dict[str, StoredChunk], LexicalIndex]:
+    """The BM25 side's chunk table by id, and the opened index (caller closes it)."""
+    lex = LexicalIndex.open(lexical_folder(data_dir, COLLECTION))
+    assert lex is not None, "no BM25 side"
+    rows = lex.rows(list(range(lex.meta.n_chunks)))
+    assert sorted(rows) == list(range(lex.meta.n_chunks))
+    ids = [c.id for c in rows.values()]
+    assert len(ids) == len(set(ids)), "duplicate chunk ids in the BM25 table"
+    return {c.id: c for c in rows.values()}, lex
+
+
+def bm25_docs(data_dir: Path, query: str) -> set[str]:
+    """The articles whose chunks BM25 finds for query."""
+    _, lex = bm25_side(data_dir)
+    try:
+        return {c.doc_id for c, _ in lex.search(query, k=50)}
+    finally:
+        lex.close()
+
+
+def chunks_without_sentence_vectors(data_dir: Path, chunks: dict[str, StoredChunk]) -> list[str]:
+    """Chunks whose per-sentence vectors (kept beside the BM25 side) are missing or of the wrong count."""
+    import index.lexical
+
+    if not hasattr(index.lexical, "SentenceVectors"):
+        return []
+    vectors = index.lexical.SentenceVectors(lexical_folder(data_dir, COLLECTION), readonly=True)
+    try:
+        got = vectors.get(sorted(chunks))
+    finally:
+        vectors.close()
+    return sorted(
+        i for i, c in chunks.items()
+        if i not in got or len(got[i]) != len([s for s in c.sentences.split(",") if s])
+    )
+
+
+def assert_index_matches_corpus(data_dir: Path, corpus: Path, encoder) -> dict[str, StoredChunk]:
+    """The store holds exactly the chunks of the current files, each pointing at its text, and BM25 agrees."""
+    chunks = stored(data_dir, encoder)
+    articles = {a.doc_id: a for a in load_corpus(corpus)[0]}
+    by_doc: dict[str, list[StoredChunk]] = {}
+    for c in chunks.values():
+        by_doc.setdefault(c.doc_id, []).append(c)
+    assert sorted(by_doc) == sorted(articles), "the store's articles differ from the files"
+    for doc_id, parts in by_doc.items():
+        article = articles[doc_id]
+        parts.sort(key=lambda c: c.position)
+        n = len(parts)
+        assert [c.id for c in parts] == [f"{doc_id}#{i}" for i in range(n)]
+        for c in parts:
+            assert (c.doc_id, c.title, c.date, c.doc_hash, c.n_chunks) == (
+                doc_id, article.title, article.date, article.content_hash, n
+            ), c.id
+            assert c.text.strip() and article.text[c.start : c.end] == c.text, c.id
+            for span in filter(None, c.sentences.split(",")):
+                s, e = map(int, span.split("-"))
+                assert 0 <= s < e <= len(c.text), (c.id, span)
+        # Chunks run through the article in order and together cover all of it.
+        assert parts[0].start == 0 or not article.text[: parts[0].start].strip()
+        assert not article.text[parts[-1].end :].strip()
+        for a, b in zip(parts, parts[1:]):
+            assert a.start < b.start and a.end <= b.end, (a.id, b.id)
+            assert b.start <= a.end or not article.text[a.end : b.start].strip(), (a.id, b.id)
+    lexical, lex = bm25_side(data_dir)
+    try:
+        assert lexical == chunks, "the BM25 side differs from the vector store"
+        assert (lex.meta.n_chunks, lex.meta.n_docs) == (len(chunks), len(articles))
+    finally:
+        lex.close()
+    assert chunks_without_sentence_vectors(data_dir, chunks) == []
+    return chunks
+
+
+def test_first_run_adds_all_and_an_unchanged_rerun_embeds_nothing(corpus, tmp_path, encoder, seed_settings):
+    data = tmp_path / "data"
+    first = run(corpus, data, encoder)
+    chunks = assert_index_matches_corpus(data, corpus, encoder)
+    assert (first.added, first.updated, first.removed, first.unchanged) == (5, 0, 0, 0)
+    assert first.chunks_written == first.chunks_total == len(chunks) > 5
+    assert first.documents_total == 5 and first.lexical_rebuilt and first.warnings == ()
+
+    again = run(corpus, data, encoder)
+    assert (again.added, again.updated, again.removed, again.unchanged) == (0, 0, 0, 5)
+    assert again.chunks_written == 0 and not again.lexical_rebuilt
+    assert again.chunks_total == len(chunks)
+    assert stored(data, encoder) == chunks
+
+    # Ids, texts, offsets and vectors are the same in an independent full build (the session's seed
+    # index, built from seeds/ itself into another data dir).
+    other = stored(seed_settings.data_dir, encoder)
+    assert other == chunks
+    some = sorted(chunks)[::5]
+    mine, theirs = vectors(data, encoder, some), vectors(seed_settings.data_dir, encoder, some)
+    for chunk_id in some:
+        assert np.allclose(mine[chunk_id], theirs[chunk_id], atol=1e-5), chunk_id
+
+
+def test_lost_bm25_folder_is_rebuilt_complete(tmp_path, encoder):
+    """The store is the source of truth: losing the folder beside it (or indexing into a new data dir
+    against a Chroma server that already holds the collection) must still give a complete index."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEEDS / "004_d4eda17714fa30b5.txt", corpus)
+    data = tmp_path / "data"
+    run(corpus, data, encoder)
+    chunks = assert_index_matches_corpus(data, corpus, encoder)
+    shutil.rmtree(data / "lexical")
+    report = run(corpus, data, encoder)
+    assert report.lexical_rebuilt and report.unchanged + report.updated == 1
+    bm25, lex = bm25_side(data)
+    lex.close()
+    assert bm25 == stored(data, encoder) == chunks
+    assert chunks_without_sentence_vectors(data, chunks) == [], "chunks left without their sentence vectors"
+
+
+def test_changes_deletions_additions_keep_exactly_the_current_chunks(corpus, tmp_path, encoder):
+    data = tmp_path / "data"
+    run(corpus, data, encoder)
+    before = assert_index_matches_corpus(data, corpus, encoder)
+    assert bm25_docs(data, "heartfelt") == {"004_d4eda17714fa30b5.txt"}
+
+    # 1. Change one file: a removed word, a new word, and a shorter text (fewer chunks than before).
+    changed = corpus / "004_d4eda17714fa30b5.txt"
+    paragraphs = re.split(r"\n\s*\n", changed.read_text(encoding="utf-8"))
+    assert "heartfelt" in paragraphs[2]
+    text = "\n\n".join(paragraphs[:4]).replace("heartfelt", "zorblaxian")
+    changed.write_text(text, encoding="utf-8")
+    report = run(corpus, data, encoder)
+    after = assert_index_matches_corpus(data, corpus, encoder)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (0, 1, 0, 4)
+    new_ids = {i for i in after if i.startswith("004_")}
+    old_ids = {i for i in before if i.startswith("004_")}
+    assert len(new_ids) < len(old_ids) and new_ids < old_ids  # stale tail chunks are gone
+    assert report.chunks_written == len(new_ids)
+    assert report.chunks_total == len(after) == len(before) - len(old_ids) + len(new_ids)
+    assert any("zorblaxian" in after[i].text for i in new_ids)
+    assert not any("heartfelt" in after[i].text for i in new_ids)
+    assert {i: c for i, c in after.items() if i not in new_ids} == {
+        i: c for i, c in before.items() if i not in old_ids
+    }, "other articles' chunks were touched"
+    assert bm25_docs(data, "zorblaxian") == {"004_d4eda17714fa30b5.txt"}
+    assert bm25_docs(data, "heartfelt") == set()
+
+    # 2. Delete a file: its chunks leave Chroma and BM25.
+    assert bm25_docs(data, "ADASpace") == {"002_0c73d536360565c7.txt"}
+    (corpus / "002_0c73d536360565c7.txt").unlink()
+    report = run(corpus, data, encoder)
+    after_delete = assert_index_matches_corpus(data, corpus, encoder)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (0, 0, 1, 4)
+    assert report.chunks_written == 0
+    assert not any(c.doc_id.startswith("002_") for c in after_delete.values())
+    assert bm25_docs(data, "ADASpace") == set()
+    assert {i: c for i, c in after_delete.items()} == {i: c for i, c in after.items() if not i.startswith("002_")}
+
+    # 3. Add a file in a subfolder.
+    (corpus / "world" / "2024").mkdir(parents=True)
+    (corpus / "world" / "2024" / "quokka.md").write_text(
+        "# Quokka census finished\n\nRangers on Rottnest Island counted 12,000 quokkas on 2 May 2024.\n",
+        encoding="utf-8",
+    )
+    report = run(corpus, data, encoder)
+    after_add = assert_index_matches_corpus(data, corpus, encoder)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (1, 0, 0, 4)
+    assert report.chunks_written == 1
+    new = after_add["world/2024/quokka.md#0"]
+    assert (new.title, new.date) == ("Quokka census finished", "2024-05-02")
+    assert bm25_docs(data, "quokkas Rottnest") == {"world/2024/quokka.md"}
+
+    # 4. Rename (move) a file, and revert the change of step 1.
+    (corpus / "archive").mkdir()
+    (corpus / "000_c6868c4dda0e85e6.txt").rename(corpus / "archive" / "000_c6868c4dda0e85e6.txt")
+    shutil.copy(SEEDS / "004_d4eda17714fa30b5.txt", changed)
+    report = run(corpus, data, encoder)
+    final = assert_index_matches_corpus(data, corpus, encoder)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (1, 1, 1, 3)
+    assert not any(i.startswith("000_") for i in final)
+    assert {i for i in final if i.startswith("004_")} == old_ids
+    assert bm25_docs(data, "heartfelt") == {"004_d4eda17714fa30b5.txt"}
+    assert bm25_docs(data, "zorblaxian") == set()
+
+    # After this sequence of runs the index equals a clean build of the same files.
+    clean = tmp_path / "clean"
+    run(corpus, clean, encoder)
+    assert stored(clean, encoder) == final
+    assert bm25_side(clean)[0] == bm25_side(data)[0]
+
+
+def test_partial_article_left_by_a_killed_run_is_redone(tmp_path, encoder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("003_1c4934fb60e6f169.txt", "004_d4eda17714fa30b5.txt"):
+        shutil.copy(SEEDS / name, corpus / name)
+    data = tmp_path / "data"
+    run(corpus, data, encoder)
+    full = stored(data, encoder)
+    store = open_store(data, encoder)
+    # A run killed mid-write can leave some chunks of an article ...
+    store.collection.delete(ids=["004_d4eda17714fa30b5.txt#1"])
+    # ... or chunks of two versions of one article.
+    stale = full["003_1c4934fb60e6f169.txt#0"]
+    store.collection.update(
+        ids=[stale.id], metadatas=[{**stale.metadata(), "doc_hash": "0" * 32}]
+    )
+    report = run(corpus, data, encoder)
+    assert (report.added, report.updated, report.unchanged) == (0, 2, 0)
+    assert stored(data, encoder) == full
+    assert_index_matches_corpus(data, corpus, encoder)
+
+
+# --- crash safety with a real process ----------------------------------------------------------------
+CRASH_FILES = 60
+CRASH_ENV = {"QA_CHUNK_SIZE": "32", "QA_CHUNK_OVERLAP": "4"}  # small chunks: several write groups, quickly
+
+
+def make_crash_corpus(root: Path) -> Path:
+    """60 short articles made by rotating and marking the seeds' paragraphs (two write groups of chunks)."""
+    seeds = [a.text for a in sorted(load_corpus(SEEDS)[0], key=lambda a: a.doc_id)]
+    for i in range(CRASH_FILES):
+        paragraphs = [p.strip() for p in seeds[i % len(seeds)].split("\n\n")[1:] if len(p.strip()) > 80]
+        k = (i // len(seeds)) % len(paragraphs)
+        paragraphs = paragraphs[k:] + paragraphs[:k]
+        body = f"Marker zyx{i:03d}q belongs to copy {i} only.\n\n" + "\n\n".join(paragraphs * 2)
+        cut = body.rfind(". ", 0, 720)
+        if cut < 450:  # a very long sentence: end the article mid-sentence instead
+            cut = body.rfind(" ", 0, 720) - 1
+        folder = root / f"batch{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"copy_{i:03d}.txt").write_text(f"Copy {i}\n\n{body[: cut + 1]}\n", encoding="utf-8")
+    return root
+
+
+def chroma_rows(data_dir: Path) -> int:
+    """Chunks committed to an embedded store, read straight from its SQLite file (the writer keeps running)."""
+    path = data_dir / "chroma" / "chroma.sqlite3"
+    if not path.exists():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.2)
+        try:
+            return db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def qa_env(settings, **extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "OPENAI_", "CHROMA_"))}
+    env.update(QA_MODEL_CACHE_DIR=str(settings.model_cache_dir), **CRASH_ENV, **extra)
+    return env
+
+
+# Watches an indexing process from outside (no GIL shared with this test's own indexing) and SIGKILLs it
+# as soon as its first chunks are committed to the store; prints how many rows it saw.
+WATCHER = r"""
+import os, signal, sqlite3, sys, time
+pid, path = int(sys.argv[1]), sys.argv[2]
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        break
+    rows = 0
+    if os.path.exists(path):
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.05)
+            rows = db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+            db.close()
+        except sqlite3.Error:
+            pass
+    if rows > 0:
+        os.kill(pid, signal.SIGKILL)
+        print(rows, flush=True)
+        break
+    time.sleep(0.02)
+"""
+
+
+def test_killed_indexing_process_resumes_to_exactly_a_clean_index(tmp_path, encoder, settings):
+    corpus = make_crash_corpus(tmp_path / "corpus")
+    data = tmp_path / "data"
+    log = (tmp_path / "killed.out").open("w")
+    # A real `qa index`, SIGKILLed once some but not all chunks are in the store ...
+    proc = subprocess.Popen(
+        [str(QA), "index", str(corpus), "--data-dir", str(data)],
+        stdout=log, stderr=subprocess.STDOUT, env=qa_env(settings), cwd=tmp_path,
+    )
+    watcher = subprocess.Popen(
+        [sys.executable, "-c", WATCHER, str(proc.pid), str(data / "chroma" / "chroma.sqlite3")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        # ... while this process makes what a clean, uninterrupted run produces.
+        clean = tmp_path / "clean"
+        report = run(corpus, clean, encoder, chunk_size=int(CRASH_ENV["QA_CHUNK_SIZE"]),
+                     chunk_overlap=int(CRASH_ENV["QA_CHUNK_OVERLAP"]))
+        seen = watcher.communicate(timeout=150)[0].strip()
+        proc.wait(30)
+    finally:
+        for p in (proc, watcher):
+            if p.poll() is None:
+                p.kill()
+                p.wait(30)
+        log.close()
+    expected = assert_index_matches_corpus(clean, corpus, encoder)
+    total = len(expected)
+    assert report.added == CRASH_FILES and total > 200
+    output = (tmp_path / "killed.out").read_text()
+    assert proc.returncode == -signal.SIGKILL, f"indexing was not killed midway (exit {proc.returncode}):\n{output}"
+    partial = chroma_rows(data)
+    assert 0 < partial < total, (seen, partial, total)
+
+    # Run again: it must finish the job without redoing the articles already complete.
+    done = subprocess.run(
+        [str(QA), "index", str(corpus), "--data-dir", str(data)],
+        capture_output=True, text=True, env=qa_env(settings), cwd=tmp_path, timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    added, updated, removed, unchanged, embedded, in_index = map(int, SUMMARY.search(done.stdout).groups())
+    assert added + updated + unchanged == CRASH_FILES and removed == 0
+    assert unchanged > 0 and embedded < total, done.stdout
+    assert in_index == total
+
+    # The resumed index is exactly the clean one: same chunks, same vectors, BM25 in step.
+    got = assert_index_matches_corpus(data, corpus, encoder)
+    assert sorted(got) == sorted(expected)
+    assert got == expected
+    ids = sorted(expected)
+    mine, theirs = vectors(data, encoder, ids), vectors(clean, encoder, ids)
+    assert sorted(mine) == ids
+    for chunk_id in ids:
+        assert float(mine[chunk_id] @ theirs[chunk_id]) > 0.9999, chunk_id
+    store = open_store(data, encoder)
+    for chunk_id in ids[:: max(1, total // 12)]:
+        hits = store.query(theirs[chunk_id].tolist(), k=5)
+        assert chunk_id in [c.id for c, _ in hits], chunk_id  # the vector index (not just SQLite) has it
+    for i in (0, CRASH_FILES // 2, CRASH_FILES - 1):
+        assert bm25_docs(data, f"zyx{i:03d}q") == {f"batch{i % 3}/copy_{i:03d}.txt"}

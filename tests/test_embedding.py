@@ -1,0 +1,142 @@
+"""The ONNX all-MiniLM-L6-v2 encoder: same vectors as sentence-transformers, unit length, torch-free queries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from index.embedding import DIMENSION, MAX_TOKENS, MODEL_NAME, MiniLMEncoder, model_dir
+from tests.conftest import SEEDS, make_settings
+
+QUESTION = "Who is the President of Continental Hope Group?"
+TEXTS = [
+    "Hi.",
+    QUESTION,
+    "Chen Min’er and Tang Liangzhi met leaders of big-data firms in Chongqing (重庆) on 2019-07-19.",
+    (SEEDS / "003_1c4934fb60e6f169.txt").read_text(encoding="utf-8")[:1200],
+    (SEEDS / "002_0c73d536360565c7.txt").read_text(encoding="utf-8"),  # far past the 256-token window
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    return MiniLMEncoder(make_settings(tmp_path_factory.mktemp("emb")).model_cache_dir)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_same_vectors_as_sentence_transformers(encoder):
+    st = pytest.importorskip("sentence_transformers", reason="sentence-transformers is in the [bench] extra")
+    model = st.SentenceTransformer(str(model_dir()), device="cpu")
+    assert model.max_seq_length == MAX_TOKENS
+    texts = TEXTS[:-1]
+    reference = model.encode(texts, batch_size=len(texts), convert_to_numpy=True)
+    ours = encoder.encode(texts, batch_size=len(texts))  # one padded batch of very different lengths
+    assert ours.shape == reference.shape == (len(texts), DIMENSION)
+    sims = cosines(ours, reference)
+    assert (sims > 0.9999).all(), sims
+    assert np.allclose(ours, reference / np.linalg.norm(reference, axis=1, keepdims=True), atol=2e-4)
+
+
+def test_vectors_are_float32_and_unit_length(encoder):
+    vectors = encoder.encode(TEXTS, batch_size=4)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), DIMENSION)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    one = encoder.encode_one(QUESTION)
+    assert one.shape == (DIMENSION,) and abs(float(np.linalg.norm(one)) - 1.0) < 1e-5
+    assert encoder.encode([]).shape == (0, DIMENSION)
+
+
+def test_batching_and_padding_do_not_change_vectors(encoder):
+    together = encoder.encode(TEXTS, batch_size=len(TEXTS))
+    alone = np.stack([encoder.encode_one(t) for t in TEXTS])
+    small_batches = encoder.encode(TEXTS, batch_size=2)
+    assert (cosines(together, alone) > 0.99999).all()
+    assert (cosines(small_batches, alone) > 0.99999).all()
+    # Related texts are close, unrelated ones are not (a sanity check on the model, not on numbers).
+    q, related, unrelated = encoder.encode([QUESTION, "Dr. Chen Bin is President of Continental Hope Group.", "Hi."])
+    assert q @ related > 0.6 > q @ unrelated
+
+
+def test_long_texts_are_truncated_to_the_model_window(encoder):
+    long = TEXTS[4]
+    words = long.split()
+    assert len(words) > 2 * MAX_TOKENS
+    longer = " ".join(words + words)  # same first 256 tokens
+    assert float(encoder.encode_one(long) @ encoder.encode_one(longer)) > 0.99999
+
+
+PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+from bot.config import load_settings
+from bot.pipeline import Pipeline
+pipeline = Pipeline.from_settings(load_settings())
+vector = pipeline.retriever.encoder.encode_one(sys.argv[1])
+first_vector = time.perf_counter() - t0
+heavy = lambda: sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "transformers", "sentence_transformers"})
+before_ask = heavy()
+answer = pipeline.ask(sys.argv[1])
+print(json.dumps({
+    "seconds": first_vector, "dim": len(vector), "norm": float((vector ** 2).sum() ** 0.5),
+    "heavy": before_ask, "heavy_after_ask": heavy(), "answer": answer.to_dict(),
+}))
+"""
+
+
+def test_query_process_never_imports_torch_and_starts_fast(seed_settings, tmp_path, capsys):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "OPENAI_", "CHROMA_"))}
+    env.update(QA_DATA_DIR=str(seed_settings.data_dir), QA_MODEL_CACHE_DIR=str(seed_settings.model_cache_dir))
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, QUESTION], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    wall = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    with capsys.disabled():
+        print(
+            f"\n[query process] import + open pipeline + embed one question: {probe['seconds']:.2f} s "
+            f"(goal <= 1.5 s); whole process incl. interpreter start and one answer: {wall:.2f} s"
+        )
+    assert probe["heavy"] == [], probe["heavy"]
+    assert probe["heavy_after_ask"] == [], probe["heavy_after_ask"]
+    assert probe["dim"] == DIMENSION and abs(probe["norm"] - 1.0) < 1e-5
+    assert probe["answer"]["retrieved"][0]["doc_id"] == "000_c6868c4dda0e85e6.txt"
+    assert probe["seconds"] < 5.0, probe
+
+
+def test_llama_index_embedding_returns_the_same_vectors(encoder):
+    from llama_index.core.embeddings import BaseEmbedding
+
+    from index.llama_embedding import MiniLMEmbedding
+
+    embedding = MiniLMEmbedding(encoder)
+    assert isinstance(embedding, BaseEmbedding)
+    assert embedding.model_name == MODEL_NAME
+    texts = TEXTS[:4]
+    expected = encoder.encode(texts)
+
+    query = np.array(embedding.get_query_embedding(QUESTION), dtype=np.float32)
+    assert np.allclose(query, encoder.encode_one(QUESTION), atol=1e-6)
+    text = np.array(embedding.get_text_embedding(texts[2]), dtype=np.float32)
+    assert np.allclose(text, expected[2], atol=1e-6)
+    batch = np.array(embedding.get_text_embedding_batch(texts), dtype=np.float32)
+    assert batch.shape == (len(texts), DIMENSION)
+    assert (cosines(batch, expected) > 0.99999).all()
+
+    async_query = asyncio.run(embedding.aget_query_embedding(QUESTION))
+    assert np.allclose(np.array(async_query, dtype=np.float32), query, atol=1e-6)
+    async_batch = asyncio.run(embedding.aget_text_embedding_batch(texts))
+    assert (cosines(np.array(async_batch, dtype=np.float32), expected) > 0.99999).all()
+
