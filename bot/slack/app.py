@@ -112,6 +112,8 @@ def health(pipeline: Any, bot: SlackBot | None = None) -> dict:
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of Slack deliveries would be reset.
+    request_queue_size = 128
     allow_reuse_address = True
 
 

@@ -298,6 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 resets bursts of concurrent clients
     # Don't join handler threads on close: keep-alive connections held by a client
     # pool would otherwise block shutdown. Open sockets are shut down instead.
     block_on_close = False

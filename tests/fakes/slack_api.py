@@ -121,6 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 resets bursts of concurrent clients
     # Don't join handler threads on close: idle keep-alive connections would block it.
     block_on_close = False
 
