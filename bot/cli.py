@@ -231,7 +231,7 @@ def eval_command(
     compare: Optional[tuple[Path, Path]] = typer.Option(None, metavar="RUN_A RUN_B",
                                                         help="Compare two run directories instead of running."),
     data_dir: Optional[Path] = typer.Option(None, help="Where the index lives (QA_DATA_DIR)."),
-    source_dir: Optional[Path] = typer.Option(None, envvar="QA_SHARED_DATA_DIR",
+    source_dir: Optional[Path] = typer.Option(None,
                                               help="Shared data for --dataset (default ../shared/data)."),
 ) -> None:
     """Evaluate answers on a question set: metrics, reports, comparisons, CI thresholds."""

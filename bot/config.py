@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     chroma_host: str | None = Field(None, validation_alias=_alias("CHROMA_HOST", "QA_CHROMA_HOST"))
     chroma_port: int = Field(8000, validation_alias=_alias("CHROMA_PORT", "QA_CHROMA_PORT"))
 
+    shared_data_dir: Path = Field(
+        default_factory=lambda: Path(__file__).resolve().parent.parent.parent / "shared" / "data",
+        description="real data sets for `qa eval --dataset` and bench/ (RealTime QA, SQuAD)",
+    )
+
     # Retrieval and answering
     top_k: int = Field(8, gt=0, le=50, description="chunks handed to the answerer")
     candidates: int = Field(20, gt=0, le=200, description="hits taken from each retriever before fusion")

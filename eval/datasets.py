@@ -47,11 +47,10 @@ _RTQA = re.compile(r"^realtimeqa-(\d{4})$")
 
 
 def default_source_dir() -> Path:
-    """The shared data dir: $QA_SHARED_DATA_DIR, else `../shared/data` beside the repository."""
-    env = os.environ.get(SOURCE_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    """The shared data dir as configured (QA_SHARED_DATA_DIR, default `../shared/data` beside the repo)."""
+    from bot.config import load_settings
+
+    return load_settings().shared_data_dir
 
 
 def extra_docs(limit: int) -> int:

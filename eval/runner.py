@@ -191,7 +191,7 @@ def evaluate(opts: EvalOptions, settings: Settings) -> int:
     if opts.dataset:
         from eval.datasets import prepare
 
-        dataset = prepare(opts.dataset, settings.data_dir, opts.source_dir, opts.limit)
+        dataset = prepare(opts.dataset, settings.data_dir, opts.source_dir or settings.shared_data_dir, opts.limit)
         for note in dataset.notes:
             err.print(f"note: {note}", highlight=False, soft_wrap=True)
         settings = index_dataset(dataset, settings, err)
