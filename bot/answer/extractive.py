@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bot.answer import ABSTAIN_TEXT
 from bot.types import Answer, Chunk, Citation
 from index.embedding import MiniLMEncoder
 from index.lexical import LexicalIndex, SentenceVectors
 
-ABSTAIN_TEXT = "I couldn't find that in the articles."
 MAX_WORDS = 30  # a long sentence is cut to the clauses around the evidence, so answers stay short
 # Weights from a coarse grid search on eval/questions.jsonl. The chunk's retrieval rank or fused score
 # and the sentence's position in the article (news lead bias) were tried as further terms and gained

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.answer import citations
+from bot.answer import ABSTAIN_TEXT, citations
 from bot.types import Answer, Chunk, Conversation, Delta
 
 if TYPE_CHECKING:  # the openai package is imported lazily: it is slow to import
@@ -21,7 +21,6 @@ __all__ = ["ABSTAIN_TEXT", "Fallback", "LLMAnswerer"]
 
 log = logging.getLogger(__name__)
 
-ABSTAIN_TEXT = "I couldn't find that in the articles."
 _ABSTAIN_KEY = "i couldn't find that in the articles"
 
 _SYSTEM_PROMPT = """\
