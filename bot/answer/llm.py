@@ -244,10 +244,13 @@ def _classify(exc: BaseException, timeout: float) -> tuple[str, bool]:
     if isinstance(exc, openai.APIStatusError):
         kind = "server error" if exc.status_code >= 500 else "request rejected"
         return f"{kind}, HTTP {exc.status_code}", True
-    if isinstance(exc, openai.APIConnectionError):
-        return "cannot connect to the LLM server", True
     if isinstance(exc, httpx.TransportError):  # raised raw while iterating a stream
         return "connection lost", True
+    if isinstance(exc, openai.APIConnectionError):
+        # Newer clients wrap a stream cut mid-way (a protocol error) as a connection error too.
+        if "ProtocolError" in type(exc.__cause__).__name__:
+            return "connection lost", True
+        return "cannot connect to the LLM server", True
     if isinstance(exc, (openai.APIResponseValidationError, ValueError)):  # includes JSONDecodeError
         return "malformed response", True
     if isinstance(exc, _EmptyResponse):
