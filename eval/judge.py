@@ -24,7 +24,13 @@ class Judge:
     def __init__(self, llm: Any, model: str = ""):
         from llama_index.core.evaluation import FaithfulnessEvaluator, RelevancyEvaluator
 
+        import asyncio
+
         self.model = model
+        # evaluate() wraps each call in a fresh asyncio.run(), but the LLM's async HTTP client keeps its
+        # pooled connections bound to the first loop: later calls then fail with "Connection error".
+        # One loop for the judge's lifetime keeps the pool valid.
+        self._loop = asyncio.new_event_loop()
         self.evaluators = {
             "faithfulness": FaithfulnessEvaluator(llm=llm),
             "relevancy": RelevancyEvaluator(llm=llm),
@@ -56,7 +62,9 @@ class Judge:
         failed: list[str] = []
         for name, evaluator in self.evaluators.items():
             try:
-                result = evaluator.evaluate(query=question, response=answer, contexts=list(contexts))
+                result = self._loop.run_until_complete(
+                    evaluator.aevaluate(query=question, response=answer, contexts=list(contexts))
+                )
                 score = result.score
                 if result.invalid_result or score is None or math.isnan(float(score)):
                     raise ValueError(result.invalid_reason or f"no score ({score!r})")
