@@ -15,13 +15,15 @@ import itertools
 import json
 import re
 import socket
-import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
 from typing import Any, Callable
+
+from tests.fakes._http import BackgroundServer, LocalHTTPServer
 
 __all__ = [
     "FakeOpenAI",
@@ -123,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 so streams use chunked encoding like the real API; that is also what
     # lets StreamThenDrop look like a truncated body rather than a clean EOF.
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: LocalHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""
@@ -296,88 +298,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default backlog of 5 resets bursts of concurrent clients
-    # Don't join handler threads on close: keep-alive connections held by a client
-    # pool would otherwise block shutdown. Open sockets are shut down instead.
-    block_on_close = False
-
-    def __init__(self, state: _State):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.state = state
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients dropping keep-alive connections (timeouts, pool cleanup) is normal in tests.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-    def track(self, conn: socket.socket) -> None:
-        with self._conns_lock:
-            self._conns.add(conn)
-
-    def untrack(self, conn: socket.socket) -> None:
-        with self._conns_lock:
-            self._conns.discard(conn)
-
-    def close_connections(self) -> None:
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-class FakeOpenAI:
+class FakeOpenAI(BackgroundServer):
     """OpenAI-wire-compatible chat completions server on 127.0.0.1 with scriptable faults."""
 
+    name = "FakeOpenAI"
+
     def __init__(self, responder: Callable[[dict], str] = default_responder):
+        super().__init__()
         self._state = _State(responder=responder)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def start(self) -> "FakeOpenAI":
-        """Bind a free port and serve in a daemon thread."""
-        if self._server is None:
-            self._server = _Server(self._state)
-            self._thread = threading.Thread(target=self._server.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name="FakeOpenAI", daemon=True)
-            self._thread.start()
-        return self
+    def _make_server(self) -> LocalHTTPServer:
+        return LocalHTTPServer(_Handler, state=self._state)
 
-    def close(self) -> None:
-        """Stop serving, interrupt Slow steps and drop open connections."""
-        if self._server is None:
-            return
-        self._state.stopping.set()
-        self._server.shutdown()
-        self._server.close_connections()
-        self._server.server_close()
-        assert self._thread is not None
-        self._thread.join(timeout=5)
-        self._server = None
-
-    def __enter__(self) -> "FakeOpenAI":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _before_close(self) -> None:
+        self._state.stopping.set()  # interrupts Slow steps
 
     # -- test-facing API -----------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """TCP port the server listens on."""
-        if self._server is None:
-            raise RuntimeError("FakeOpenAI is not running")
-        return self._server.server_address[1]
 
     @property
     def base_url(self) -> str:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
-import sys
 import threading
 from collections import defaultdict, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes._http import BackgroundServer, LocalHTTPServer
 
 __all__ = ["FakeSlackAPI"]
 
@@ -54,7 +54,7 @@ def _chunks_text(args: dict) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: LocalHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""
@@ -119,45 +119,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default backlog of 5 resets bursts of concurrent clients
-    # Don't join handler threads on close: idle keep-alive connections would block it.
-    block_on_close = False
-
-    def __init__(self, fake: "FakeSlackAPI"):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients dropping keep-alive connections (timeouts, pool cleanup) is normal in tests.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-    def track(self, conn: socket.socket) -> None:
-        with self._conns_lock:
-            self._conns.add(conn)
-
-    def untrack(self, conn: socket.socket) -> None:
-        with self._conns_lock:
-            self._conns.discard(conn)
-
-    def close_connections(self) -> None:
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-class FakeSlackAPI:
+class FakeSlackAPI(BackgroundServer):
     """Slack-Web-API-compatible server on 127.0.0.1 that records calls and returns realistic payloads."""
 
+    name = "FakeSlackAPI"
+
     def __init__(self) -> None:
+        super().__init__()
         # Each call: {"method", "args", "headers", "response"}; appended under self._cond.
         self.calls: list[dict] = []
         # (channel, thread_ts) -> messages returned by conversations.replies; tests fill it.
@@ -167,8 +135,6 @@ class FakeSlackAPI:
         self._cond = threading.Condition()
         self._failures: dict[str, deque] = defaultdict(deque)
         self._ts_counter = itertools.count(1)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._handlers: dict[str, Callable[[dict], dict]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -184,41 +150,10 @@ class FakeSlackAPI:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def start(self) -> "FakeSlackAPI":
-        """Bind a free port and serve in a daemon thread."""
-        if self._server is None:
-            self._server = _Server(self)
-            self._thread = threading.Thread(target=self._server.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name="FakeSlackAPI", daemon=True)
-            self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving and drop open connections."""
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.close_connections()
-        self._server.server_close()
-        assert self._thread is not None
-        self._thread.join(timeout=5)
-        self._server = None
-
-    def __enter__(self) -> "FakeSlackAPI":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _make_server(self) -> LocalHTTPServer:
+        return LocalHTTPServer(_Handler, fake=self)
 
     # -- test-facing API -----------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """TCP port the server listens on."""
-        if self._server is None:
-            raise RuntimeError("FakeSlackAPI is not running")
-        return self._server.server_address[1]
 
     @property
     def base_url(self) -> str:
