@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -205,6 +206,18 @@ def ask(
         from bot import render
 
         render.print_answer(answer)
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without interpreter teardown once all output is flushed.
+
+    Tearing down chromadb, onnxruntime and friends at exit costs ~0.3 s (bench/cold_profile.py) and
+    `qa ask` has nothing left to clean up: it only read the index.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # --- qa chat ------------------------------------------------------------------------
