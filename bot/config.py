@@ -42,10 +42,11 @@ class Settings(BaseSettings):
     # Retrieval and answering
     top_k: int = Field(8, gt=0, le=50, description="chunks handed to the answerer")
     candidates: int = Field(20, gt=0, le=200, description="hits taken from each retriever before fusion")
-    fusion: Literal["rrf", "relative"] = Field("rrf", description="reciprocal-rank or relative-score fusion")
+    fusion: Literal["rrf", "relative"] = Field("relative", description="relative-score or reciprocal-rank fusion")
+    dense_weight: float = Field(0.4, ge=0, le=1, description="weight of vector search in relative-score fusion")
     max_question_chars: int = 4000
     abstain_threshold: float = Field(
-        0.344, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"
+        0.338, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"
     )
 
     # LLM (any OpenAI-compatible server)

@@ -104,7 +104,10 @@ class Pipeline:
         lexical = LexicalIndex.open(folder)
         if lexical is None:
             raise IndexMissing("The index is incomplete (no BM25 side yet): run `qa index` again.")
-        retriever = HybridRetriever(store, lexical, encoder, candidates=settings.candidates, fusion=settings.fusion)
+        retriever = HybridRetriever(
+            store, lexical, encoder, candidates=settings.candidates, fusion=settings.fusion,
+            dense_weight=settings.dense_weight,
+        )
         extractive = ExtractiveAnswerer(
             encoder, lexical, SentenceVectors(folder, readonly=True), threshold=settings.abstain_threshold
         )

@@ -82,8 +82,9 @@ class HybridRetriever:
         lexical: LexicalIndex | None,
         encoder: MiniLMEncoder,
         candidates: int = 20,
-        fusion: str = "rrf",
+        fusion: str = "relative",
         keep_top: int = 1,
+        dense_weight: float = 0.4,
     ):
         self.store = store
         self.lexical = lexical
@@ -91,6 +92,7 @@ class HybridRetriever:
         self.candidates = candidates
         self.fusion = fusion
         self.keep_top = keep_top
+        self.dense_weight = dense_weight
 
     def allowed_docs(self, filters: Filters) -> list[str] | None:
         """Article ids that pass the filters, or None when unfiltered."""
@@ -115,7 +117,10 @@ class HybridRetriever:
         if self.fusion == "rrf":
             fused = reciprocal_rank_fusion([[c.id for c, _ in dense], [c.id for c, _ in sparse]])
         else:
-            fused = relative_score_fusion([[(c.id, s) for c, s in dense], [(c.id, s) for c, s in sparse]])
+            fused = relative_score_fusion(
+                [[(c.id, s) for c, s in dense], [(c.id, s) for c, s in sparse]],
+                [self.dense_weight, 1.0 - self.dense_weight],
+            )
         ranked = sorted(fused, key=fused.get, reverse=True)
         # Fusion can bury a hit that only one retriever finds, however far ahead it is (RRF gives
         # BM25's clear #1 less than two mediocre shared hits). Each retriever's top hits always stay.

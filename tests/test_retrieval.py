@@ -75,7 +75,7 @@ class _FakeEncoder:
 def _constructed(keep_top: int) -> HybridRetriever:
     shared = [f"s{i}#0" for i in range(6)]
     # BM25's clear #1 "x" is unknown to the vector side; the shared hits outscore it under RRF.
-    return HybridRetriever(_FakeStore(shared), _FakeLexical(["x#0", *shared]), _FakeEncoder(), keep_top=keep_top)
+    return HybridRetriever(_FakeStore(shared), _FakeLexical(["x#0", *shared]), _FakeEncoder(), keep_top=keep_top, fusion="rrf")
 
 
 def test_constructed_case_rrf_alone_would_bury_bm25_top_hit():
@@ -108,8 +108,8 @@ def test_adaspace_question_returns_article_002_first(retriever):
     assert len({c.id for c in got}) == len(got)
 
 
-def test_relative_fusion_on_seed_index_also_ranks_002_first(retriever):
-    relative = HybridRetriever(retriever.store, retriever.lexical, retriever.encoder, fusion="relative")
+def test_rrf_fusion_on_seed_index_also_ranks_002_first(retriever):
+    relative = HybridRetriever(retriever.store, retriever.lexical, retriever.encoder, fusion="rrf")
     got = relative.retrieve(ADASPACE, 5)
     assert got[0].doc_id.startswith("002_")
 
