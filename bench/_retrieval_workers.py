@@ -233,6 +233,7 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
     query_cpu = cpu_s() - c0
     result = {"side": "project", "load_s": load, "k": int(k), "index": pipeline.info.get("index"),
               "candidates": retriever.candidates, "fusion": retriever.fusion, "keep_top": retriever.keep_top,
+              "dense_weight": getattr(retriever, "dense_weight", None),
               "query_cpu_s": query_cpu}
     if answer == "1":
         for q in questions[: int(warmup)]:

@@ -66,6 +66,7 @@ LABEL = {"llamaindex": "P1 LlamaIndex default", "bm25s": "P2 bm25s", "project": 
 def run_rworker(mode: str, *args: str, env: dict | None = None) -> dict:
     """Like _common.run_worker, for the modes of _retrieval_workers.py (env: extra variables)."""
     cmd = [PYTHON, RWORKERS, mode, *args]
+    code = code_digest(f"{mode} {Path(args[0]).parent.name}/{Path(args[0]).name}")
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**bench_env(), **(env or {})}, cwd=str(REPO))
@@ -81,8 +82,27 @@ def run_rworker(mode: str, *args: str, env: dict | None = None) -> dict:
             result = json.loads(line[len(JSON_MARK):])
             result["process_wall_s"] = wall
             result["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
+            result["code_digest"] = code
             return result
     raise RuntimeError(f"worker {mode} printed no result:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+CODE_SEEN: dict[str, list[str]] = {}  # digest of the project's code -> the steps that ran with it
+
+
+def code_digest(step: str | None = None) -> str:
+    """A digest of the project's code (bot/ and index/ *.py); with step, note that step ran with it.
+
+    Other engineers edit bot/ and index/ while benchmarks run; the report says which version was
+    measured, and warns when a run saw more than one.
+    """
+    h = hashlib.sha1()
+    for p in sorted([*(REPO / "bot").rglob("*.py"), *(REPO / "index").rglob("*.py")]):
+        h.update(p.relative_to(REPO).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    digest = h.hexdigest()[:12]
+    if step:
+        CODE_SEEN.setdefault(digest, []).append(step)
+    return digest
 
 
 def du_bytes(path: Path) -> int:
@@ -123,7 +143,9 @@ def ensure_side(name: str, side: str, corpus: Path, digest: str, rebuild: bool) 
     print(f"  {name}/{side}: building ...", flush=True)
     load0 = os.getloadavg()[0]
     if side == "project":
+        code = code_digest(f"project-build {name}")
         res = run_worker("project-build", str(corpus), str(target), COLLECTION, log=LOG)
+        res["code_digest"] = code
     else:
         res = run_rworker("llama-build", str(corpus), str(target), LLAMA_COLLECTION)
     res["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
@@ -508,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
         part_scale(datasets, args, results)
 
     write_json(json_path, {"partial": True, "results": results, "machine": dict(info)})
-    data = {"benchmark": "retrieval_bench", "command": command, "machine": info,
+    code_digest("end of run")
+    data = {"benchmark": "retrieval_bench", "command": command, "machine": info, "project_code": CODE_SEEN,
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "limited": limited, "results": results, "total_wall_s": time.perf_counter() - t_all}
     render(data, json_path, plot_path)
@@ -520,6 +543,12 @@ def render(data: dict, json_path: Path, plot_path: Path) -> None:
     results, info, k = data["results"], data["machine"], data["args"]["k"]
     out: list[str] = [f"command: {data['command']}", f"date: {info['date']}; machine: {info['cpus']} CPUs "
                       f"({info['cpu_model']}), load average at start {info['loadavg_start']}", ""]
+    code = data.get("project_code") or {}
+    if len(code) == 1:
+        out += [f"project code (bot/, index/) digest {next(iter(code))}, unchanged during the run", ""]
+    elif code:
+        out += ["WARNING: the project's code changed during the run; steps by code digest:",
+                *(f"  {d}: {', '.join(steps)}" for d, steps in code.items()), ""]
     goals: list[str] = []
     if "squad" in results:
         r = results["squad"]
@@ -528,6 +557,7 @@ def render(data: dict, json_path: Path, plot_path: Path) -> None:
                 quality_table(s, [("hit@1", "hit@1 (%)"), ("hit@5", "hit@5 (%)"), ("mrr@10", "MRR@10 (x100)"),
                                   ("recall@5", "context recall@5 (%)")], diag_rows(s)), ""]
         goals += quality_goals("SQuAD", s, ["hit@1", "hit@5", "mrr@10"], ["hit@5"])
+        out += [settings_line(r), ""]
     if "rtqa2026" in results:
         r = results["rtqa2026"]
         s = r["summary"]
@@ -543,6 +573,7 @@ def render(data: dict, json_path: Path, plot_path: Path) -> None:
                 quality_table(s, [("recall@5", "context recall@5 (%)"), ("hit@1", "hit@1, gold article (%)"),
                                   ("hit@5", "hit@5, gold article (%)"), ("mrr@10", "MRR@10 (x100)")], extra), ""]
         goals += quality_goals("RealTime QA 2026", s, ["recall@5", "hit@1", "hit@5", "mrr@10"], ["recall@5"])
+        out += [settings_line(r), ""]
     if "squad" in results or "rtqa2026" in results:
         text, g = build_table(results)
         out += ["## Index build (each side in its own process)", "", text, ""]
@@ -562,6 +593,12 @@ def render(data: dict, json_path: Path, plot_path: Path) -> None:
     write_json(json_path, data)
     json_path.with_suffix(".md").write_text(report + "\n")
     print(f"wrote {json_path} (+ .md); measurement took {data.get('total_wall_s', 0):.0f} s")
+
+
+def settings_line(r: dict) -> str:
+    w = r["workers"]["project"]
+    return (f"qa retriever as measured: fusion {w.get('fusion')}, dense weight {w.get('dense_weight')}, "
+            f"candidates {w.get('candidates')} per retriever, keep_top {w.get('keep_top')}; index {w.get('index')}")
 
 
 def diag_rows(s: dict) -> list[list[str]]:
