@@ -8,7 +8,8 @@ Systems, run by this one script on the same corpus and the same questions, each 
   P2  bm25s alone over this project's chunks (read from its chunk table), bm25s' README tokenisation
       (English stop words + PyStemmer), top K chunks
   qa  this project: build_index (ONNX MiniLM, 200-word-piece chunks, BM25 + sentence vectors) and its
-      HybridRetriever (dense + BM25, RRF) via Pipeline.from_settings; retriever.retrieve(q, K);
+      HybridRetriever (dense + BM25, fused as its Settings say; the report prints the fusion used)
+      via Pipeline.from_settings; retriever.retrieve(q, K);
       on RealTime QA also Pipeline.ask (top_k 8 + the offline extractive answerer)
 K = 20 units (chunks / nodes) per question for every system. Document-level metrics map units to
 their document, drop duplicates keeping the order, and score the first 10 distinct documents
@@ -25,11 +26,14 @@ Corpora (eval.datasets.prepare, from ../shared/data):
               peak RSS of that query process
 Indexes are cached under bench/out/retrieval/cache/<collection>/ keyed by a digest of the corpus; a
 re-run reuses them (the build figures are then reported as "reused", never re-used as measured)
-unless --rebuild. Results: tables on stdout, bench/out/retrieval/retrieval_bench.json (+ .md), and
-the quality-vs-latency plot.
+unless --rebuild. Results: tables on stdout, bench/out/retrieval/retrieval_bench.json (+ .md), the
+per-question rows under bench/out/retrieval/retrieval_bench/, and the quality-vs-latency plot
+(docs/img/quality_vs_latency.png; a --limit run writes bench/out/retrieval/*_limited.* instead).
+The digest of the project's code (bot/, index/) is recorded per step: the report warns if it changed.
 
-  .venv/bin/python bench/retrieval_bench.py                       # full run
-  .venv/bin/python bench/retrieval_bench.py --limit 300 --rtqa-limit 100   # quick run
+  .venv/bin/python bench/retrieval_bench.py --rebuild                      # full run, fresh indexes
+  .venv/bin/python bench/retrieval_bench.py --squad-limit 300 --rtqa-limit 100   # quick run
+  .venv/bin/python bench/retrieval_bench.py --report-from bench/out/retrieval/retrieval_bench.json
 """
 
 from __future__ import annotations
