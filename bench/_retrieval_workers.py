@@ -234,6 +234,7 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
     result = {"side": "project", "load_s": load, "k": int(k), "index": pipeline.info.get("index"),
               "candidates": retriever.candidates, "fusion": retriever.fusion, "keep_top": retriever.keep_top,
               "dense_weight": getattr(retriever, "dense_weight", None),
+              "sentence_weight": getattr(retriever, "sentence_weight", None),
               "query_cpu_s": query_cpu}
     if answer == "1":
         for q in questions[: int(warmup)]:

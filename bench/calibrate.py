@@ -28,17 +28,21 @@ def evidence_scores(pipeline, questions: list[dict]) -> tuple[list[float], list[
 def pick_threshold(answerable: list[float], unanswerable: list[float], max_rate: float) -> float:
     """The threshold with the best unanswerable abstention whose answerable abstention is <= max_rate.
 
-    Among equally good thresholds it takes the middle of the widest gap between two observed scores,
-    so a small shift in scores doesn't flip the outcome.
+    Among thresholds with the same recall it takes the one losing the fewest answerable questions,
+    then the middle of the widest gap between two observed scores, so a small shift in scores
+    doesn't flip the outcome.
     """
     cuts = sorted({0.0, *answerable, *unanswerable})
-    best = (-1.0, -1.0, 0.0)  # recall, gap, threshold
+    best = (-1.0, 0, -1.0, 0.0)  # recall, -answerable abstaining, gap, threshold
     for lo, hi in zip(cuts, cuts[1:] + [cuts[-1] + 0.1]):
         t = (lo + hi) / 2
-        if sum(s < t for s in answerable) <= max_rate * len(answerable):
+        lost = sum(s < t for s in answerable)
+        if lost <= max_rate * len(answerable):
             recall = sum(s < t for s in unanswerable) / max(len(unanswerable), 1)
-            best = max(best, (recall, hi - lo, t))
-    return round(best[2], 3)
+            # An answerable question given up for no unanswerable one gained is a pure loss, so
+            # fewer lost answers beat a wider gap.
+            best = max(best, (recall, -lost, hi - lo, t))
+    return round(best[3], 3)
 
 
 def main() -> None:

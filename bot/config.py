@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,10 +43,13 @@ class Settings(BaseSettings):
     top_k: int = Field(8, gt=0, le=50, description="chunks handed to the answerer")
     candidates: int = Field(20, gt=0, le=200, description="hits taken from each retriever before fusion")
     fusion: Literal["rrf", "relative"] = Field("relative", description="relative-score or reciprocal-rank fusion")
-    dense_weight: float = Field(0.4, ge=0, le=1, description="weight of vector search in relative-score fusion")
+    dense_weight: float = Field(0.3, ge=0, le=1, description="weight of vector search in relative-score fusion")
+    sentence_weight: float = Field(
+        0.2, ge=0, le=1, description="weight of each candidate's best sentence in relative-score fusion (BM25 gets the rest)"
+    )
     max_question_chars: int = 4000
     abstain_threshold: float = Field(
-        0.338, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"
+        0.348, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"
     )
 
     # LLM (any OpenAI-compatible server)
@@ -65,6 +68,14 @@ class Settings(BaseSettings):
     slack_allowed_channels: str = Field("", description="comma-separated channel ids; empty allows all")
     slack_rate_limit: int = Field(5, ge=1, description="questions per user per minute")
     feedback_db_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under data_dir")
+
+    @model_validator(mode="after")
+    def _weights_leave_room_for_bm25(self) -> Settings:
+        if self.dense_weight + self.sentence_weight > 1.0:
+            raise ValueError(
+                f"QA_DENSE_WEIGHT ({self.dense_weight}) + QA_SENTENCE_WEIGHT ({self.sentence_weight}) must be at most 1"
+            )
+        return self
 
     @property
     def llm_enabled(self) -> bool:

@@ -104,13 +104,13 @@ class Pipeline:
         lexical = LexicalIndex.open(folder)
         if lexical is None:
             raise IndexMissing("The index is incomplete (no BM25 side yet): run `qa index` again.")
+        sentence_vectors = SentenceVectors(folder, readonly=True)
         retriever = HybridRetriever(
             store, lexical, encoder, candidates=settings.candidates, fusion=settings.fusion,
-            dense_weight=settings.dense_weight,
+            dense_weight=settings.dense_weight, sentence_vectors=sentence_vectors,
+            sentence_weight=settings.sentence_weight,
         )
-        extractive = ExtractiveAnswerer(
-            encoder, lexical, SentenceVectors(folder, readonly=True), threshold=settings.abstain_threshold
-        )
+        extractive = ExtractiveAnswerer(encoder, lexical, sentence_vectors, threshold=settings.abstain_threshold)
         llm = None
         if settings.llm_enabled:
             from bot.answer.llm import LLMAnswerer

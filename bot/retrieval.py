@@ -1,4 +1,4 @@
-"""Hybrid retrieval: Chroma vector search + BM25, fused by reciprocal rank."""
+"""Hybrid retrieval: Chroma vector search + BM25 (+ the best sentence of each candidate), fused."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from bot.types import Chunk, Filters, Sentence
 from index.embedding import MiniLMEncoder
-from index.lexical import LexicalIndex
+from index.lexical import LexicalIndex, SentenceVectors
 from index.store import ChromaStore, StoredChunk
 
 RRF_K = 60  # the constant from Cormack et al. (2009), also LlamaIndex's default
@@ -73,8 +73,23 @@ def relative_score_fusion(
     return fused
 
 
+def best_sentence_scores(
+    ids: Sequence[str], vector: np.ndarray, sentence_vectors: SentenceVectors
+) -> list[tuple[str, float]]:
+    """Each chunk's best sentence cosine with the question (chunks without stored vectors are left out)."""
+    stored = sentence_vectors.get(list(ids))
+    return [(i, float((stored[i] @ vector).max())) for i in ids if i in stored and len(stored[i])]
+
+
 class HybridRetriever:
-    """Vector + BM25 retrieval over one index; returns the pipeline's Chunk type."""
+    """Vector + BM25 retrieval over one index; returns the pipeline's Chunk type.
+
+    With relative-score fusion a third signal joins when the index has sentence vectors: the
+    candidate's best single sentence against the question. A 200-word-piece chunk vector averages
+    every sentence in it, so a one-line answer ("Shen Wei, Founder of Vivo") inside a chunk about
+    something else ranks low on the vector side; its own sentence vector does not. Only the
+    candidates of the other two retrievers are rescored, so it costs one SQLite read, not a search.
+    """
 
     def __init__(
         self,
@@ -84,7 +99,9 @@ class HybridRetriever:
         candidates: int = 20,
         fusion: str = "relative",
         keep_top: int = 1,
-        dense_weight: float = 0.4,
+        dense_weight: float = 0.3,
+        sentence_vectors: SentenceVectors | None = None,
+        sentence_weight: float = 0.2,
     ):
         self.store = store
         self.lexical = lexical
@@ -93,6 +110,8 @@ class HybridRetriever:
         self.fusion = fusion
         self.keep_top = keep_top
         self.dense_weight = dense_weight
+        self.sentence_vectors = sentence_vectors
+        self.sentence_weight = sentence_weight if sentence_vectors is not None else 0.0
 
     def allowed_docs(self, filters: Filters) -> list[str] | None:
         """Article ids that pass the filters, or None when unfiltered."""
@@ -103,7 +122,7 @@ class HybridRetriever:
     def retrieve(
         self, text: str, k: int, filters: Filters = Filters(), vector: np.ndarray | None = None
     ) -> list[Chunk]:
-        """The k best chunks for text, best first; score is the fused RRF score."""
+        """The k best chunks for text, best first; score is the fused score."""
         allowed = self.allowed_docs(filters)
         if allowed is not None and not allowed:
             return []
@@ -117,10 +136,12 @@ class HybridRetriever:
         if self.fusion == "rrf":
             fused = reciprocal_rank_fusion([[c.id for c, _ in dense], [c.id for c, _ in sparse]])
         else:
-            fused = relative_score_fusion(
-                [[(c.id, s) for c, s in dense], [(c.id, s) for c, s in sparse]],
-                [self.dense_weight, 1.0 - self.dense_weight],
-            )
+            rankings = [[(c.id, s) for c, s in dense], [(c.id, s) for c, s in sparse]]
+            weights = [self.dense_weight, 1.0 - self.dense_weight - self.sentence_weight]
+            if self.sentence_weight > 0:
+                rankings.append(best_sentence_scores(list(by_id), vector, self.sentence_vectors))
+                weights.append(self.sentence_weight)
+            fused = relative_score_fusion(rankings, weights)
         ranked = sorted(fused, key=fused.get, reverse=True)
         # Fusion can bury a hit that only one retriever finds, however far ahead it is (RRF gives
         # BM25's clear #1 less than two mediocre shared hits). Each retriever's top hits always stay.

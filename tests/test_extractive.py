@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from bot.answer.extractive import ABSTAIN_TEXT, MAX_WORDS, analyse
+from bot.answer.extractive import ABSTAIN_TEXT, MAX_WORDS, analyse, proximity
 from index.lexical import tokenize
 from tests.conftest import ROOT, SEEDS
 
@@ -179,3 +179,25 @@ def test_answering_uses_stored_sentence_vectors(seed_pipeline, monkeypatch):
     for chunk in answer.retrieved:
         assert chunk.id in stored
         assert len(stored[chunk.id]) == len(chunk.sentence_texts())
+
+
+# --- proximity ----------------------------------------------------------------------------
+def test_proximity_is_the_densest_window_of_question_terms():
+    idf = {"prais": 3.0, "contribut": 2.0, "industri": 0.5}
+    terms = set(idf)
+    spread = ["prais", "x", "x", "x", "x", "x", "x", "x", "x", "contribut", "x", "industri"]
+    close = ["x", "prais", "x", "contribut", "x", "industri", "x"]
+    assert proximity(close, terms, idf) == pytest.approx(5.5)
+    assert proximity(spread, terms, idf) == pytest.approx(3.0)  # prais alone; contribut+industri is 2.5
+    assert proximity(spread, terms, idf, window=12) == pytest.approx(5.5)
+    assert proximity(["x", "y"], terms, idf) == 0.0
+    assert proximity(["prais", "prais"], terms, idf) == pytest.approx(3.0)  # distinct terms count once
+
+
+def test_answer_inside_a_long_sentence_is_found_by_proximity(seed_pipeline):
+    # The answer sits in a 40-word sentence whose vector is far from the question; the question's
+    # words packed together ("praised our outstanding contribution to the chlor-alkali industry") win.
+    a = seed_pipeline.ask("To which industry did the visiting officials praise the company's contribution?")
+    assert not a.abstained
+    assert "chlor-alkali" in a.text
+    assert a.citations[0].doc_id.startswith("004_")

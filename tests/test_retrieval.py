@@ -7,7 +7,13 @@ from datetime import date
 import numpy as np
 import pytest
 
-from bot.retrieval import RRF_K, HybridRetriever, reciprocal_rank_fusion, relative_score_fusion
+from bot.retrieval import (
+    RRF_K,
+    HybridRetriever,
+    best_sentence_scores,
+    reciprocal_rank_fusion,
+    relative_score_fusion,
+)
 from bot.types import Filters
 from index.store import StoredChunk
 
@@ -145,3 +151,26 @@ def test_until_2019_excludes_002_and_undated(retriever):
 
 def test_prefix_matching_nothing_returns_empty(retriever):
     assert retriever.retrieve(ADASPACE, 8, Filters(doc_prefix="zzz-no-such-doc")) == []
+
+
+# --- the best-sentence channel ------------------------------------------------------------
+VIVO = "Who founded Vivo?"
+VIVO_CHUNK = "003_1c4934fb60e6f169.txt#0"  # "... Shen Wei, Founder of Vivo ..." in a chunk listing many people
+
+
+def test_best_sentence_scores_take_each_chunks_best_sentence(retriever):
+    vector = retriever.encoder.encode_one(VIVO)
+    scores = dict(best_sentence_scores([VIVO_CHUNK, "no-such-chunk#0"], vector, retriever.sentence_vectors))
+    assert set(scores) == {VIVO_CHUNK}  # unknown ids are left out, not scored 0
+    stored = retriever.sentence_vectors.get([VIVO_CHUNK])[VIVO_CHUNK]
+    assert scores[VIVO_CHUNK] == pytest.approx(float((stored @ vector).max()))
+    assert len(stored) > 1 and scores[VIVO_CHUNK] > float((stored @ vector).mean()) + 0.05
+
+
+def test_sentence_channel_finds_a_one_line_answer_the_chunk_vector_misses(retriever):
+    without = HybridRetriever(retriever.store, retriever.lexical, retriever.encoder, dense_weight=0.3, sentence_weight=0.2)
+    assert without.sentence_weight == 0.0  # no sentence vectors given: the channel is off
+    assert VIVO_CHUNK not in [c.id for c in without.retrieve(VIVO, 8)]  # the case really needs the channel
+    got = [c.id for c in retriever.retrieve(VIVO, 8)]
+    assert retriever.sentence_weight > 0
+    assert VIVO_CHUNK in got  # within the 8 chunks the answerer reads

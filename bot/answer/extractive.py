@@ -1,8 +1,8 @@
 """The offline answerer: picks the sentences of the retrieved chunks that answer the question.
 
 Sentence score = semantic similarity to the question (MiniLM sentence vectors made at index time)
-+ idf-weighted word overlap + a bonus when the sentence holds the kind
-of thing the question asks for. A question that asks for a number, an amount, an age or a date is
++ idf-weighted word overlap + the same overlap inside the densest few words (proximity) + a bonus
+when the sentence holds the kind of thing the question asks for. A question that asks for a number, an amount, an age or a date is
 only answered by a sentence that holds one the question didn't already contain; below a calibrated
 score (or with no such sentence) it abstains instead of quoting something unrelated.
 """
@@ -25,6 +25,11 @@ MAX_WORDS = 30  # a long sentence is cut to the clauses around the evidence, so 
 # and the sentence's position in the article (news lead bias) were tried as further terms and gained
 # nothing there once sentence similarity and overlap are in, so they are left out.
 W_SEMANTIC, W_LEXICAL, W_TYPE = 0.45, 0.45, 0.04
+# Proximity: the question's words close together ("praised our outstanding contribution to the
+# chlor-alkali industry") mark the answer inside a long sentence, whose vector and whole-sentence
+# overlap are diluted by everything else in it. Weight and window: seed set 92 -> 97 % correct with
+# SQuAD (600 sampled questions) and RealTime QA 2026 answer correctness unchanged or better.
+W_PROXIMITY, PROXIMITY_WINDOW = 0.2, 8
 
 _NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?|thousands?|millions?|billions?"
 _PATTERNS = {
@@ -104,6 +109,16 @@ def _counted_near(need: Need, text: str, tokenize) -> bool:
         if need.counted & set(after):
             return True
     return False
+
+
+def proximity(tokens: Sequence[str], q_terms: set[str], idf: dict[str, float], window: int = PROXIMITY_WINDOW) -> float:
+    """The largest idf mass of distinct question terms inside any `window` consecutive tokens."""
+    hits = [i for i, t in enumerate(tokens) if t in q_terms]
+    best = 0.0
+    for a in hits:  # every window worth checking starts at a question term
+        inside = {tokens[i] for i in hits if a <= i < a + window}
+        best = max(best, sum(idf[t] for t in inside))
+    return best
 
 
 @dataclass(frozen=True)
@@ -191,12 +206,13 @@ class ExtractiveAnswerer:
         total = sum(idf.values()) or 1.0
         need = analyse(question, self._tokens)
         out = []
-        for (chunk, text, start, sim), terms in zip(cands, self._tokens([c[1] for c in cands])):
-            terms = set(terms)
+        for (chunk, text, start, sim), tokens in zip(cands, self._tokens([c[1] for c in cands])):
+            terms = set(tokens)
             lexical = sum(idf[t] for t in q_terms & terms) / total
+            near = proximity(tokens, q_terms, idf) / total
             has_kind = _new_match(need.kind, text, question) if need.kind else False
             eligible = (has_kind or need.kind not in _REQUIRED) and (not need.counted or bool(need.counted & terms))
-            s = W_SEMANTIC * sim + W_LEXICAL * lexical + (W_TYPE if has_kind else 0.0)
+            s = W_SEMANTIC * sim + W_LEXICAL * lexical + W_PROXIMITY * near + (W_TYPE if has_kind else 0.0)
             out.append(ScoredSentence(chunk, text.strip(), start, float(s), eligible))
         out.sort(key=lambda s: (s.eligible, s.score), reverse=True)
         return out
