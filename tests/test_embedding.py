@@ -140,3 +140,15 @@ def test_llama_index_embedding_returns_the_same_vectors(encoder):
     async_batch = asyncio.run(embedding.aget_text_embedding_batch(texts))
     assert (cosines(np.array(async_batch, dtype=np.float32), expected) > 0.99999).all()
 
+
+
+def test_export_key_follows_the_weights_content_not_their_mtime(tmp_path):
+    from index.embedding import _weights_digest
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"header" + bytes(3 << 20) + b"tail")
+    first = _weights_digest(tmp_path)
+    os.utime(weights, (1, 1))  # a fresh install of the same wheel: new mtime, same bytes
+    assert _weights_digest(tmp_path) == first
+    weights.write_bytes(b"header" + bytes(3 << 20) + b"TAIL")  # retrained last layer
+    assert _weights_digest(tmp_path) != first
