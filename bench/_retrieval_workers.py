@@ -225,7 +225,7 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
     load = time.perf_counter() - T_START
 
     def fn(text: str):
-        chunks = retriever.retrieve(text, int(k))
+        chunks = pipeline.retrieve(text, k=int(k))  # fused retrieval + the sentence-evidence rerank
         return [c.doc_id for c in chunks], [c.text for c in chunks]
 
     c0 = cpu_s()
@@ -235,6 +235,7 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
               "candidates": retriever.candidates, "fusion": retriever.fusion, "keep_top": retriever.keep_top,
               "dense_weight": getattr(retriever, "dense_weight", None),
               "sentence_weight": getattr(retriever, "sentence_weight", None),
+              "rerank_depth": getattr(pipeline, "rerank_depth", 0), "rerank_weight": getattr(pipeline, "rerank_weight", 0),
               "query_cpu_s": query_cpu}
     if answer == "1":
         for q in questions[: int(warmup)]:

@@ -8,8 +8,8 @@ Systems, run by this one script on the same corpus and the same questions, each 
   P2  bm25s alone over this project's chunks (read from its chunk table), bm25s' README tokenisation
       (English stop words + PyStemmer), top K chunks
   qa  this project: build_index (ONNX MiniLM, 200-word-piece chunks, BM25 + sentence vectors) and its
-      HybridRetriever (dense + BM25, fused as its Settings say; the report prints the fusion used)
-      via Pipeline.from_settings; retriever.retrieve(q, K);
+      HybridRetriever (dense + BM25 + best sentence, fused as its Settings say) and the pipeline's
+      sentence-evidence rerank, via Pipeline.from_settings; pipeline.retrieve(q, k=K);
       and Pipeline.ask (top_k 8 + the offline extractive answerer) for answer correctness
 K = 20 units (chunks / nodes) per question for every system. Document-level metrics map units to
 their document, drop duplicates keeping the order, and score the first 10 distinct documents
@@ -602,7 +602,8 @@ def render(data: dict, json_path: Path, plot_path: Path) -> None:
 def settings_line(r: dict) -> str:
     w = r["workers"]["project"]
     return (f"qa retriever as measured: fusion {w.get('fusion')}, dense weight {w.get('dense_weight')}, "
-            f"sentence weight {w.get('sentence_weight', 0)}, "
+            f"sentence weight {w.get('sentence_weight', 0)}, rerank depth {w.get('rerank_depth', 0)} "
+            f"(weight {w.get('rerank_weight', 0)}), "
             f"candidates {w.get('candidates')} per retriever, keep_top {w.get('keep_top')}; index {w.get('index')}")
 
 

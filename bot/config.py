@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     sentence_weight: float = Field(
         0.2, ge=0, le=1, description="weight of each candidate's best sentence in relative-score fusion (BM25 gets the rest)"
     )
+    rerank_depth: int = Field(
+        20, ge=0, le=200, description="fused candidates re-ranked by their best sentence's evidence (0 = off)"
+    )
+    rerank_weight: float = Field(1.0, ge=0, description="weight of the sentence evidence in that rerank")
     max_question_chars: int = 4000
     abstain_threshold: float = Field(
         0.348, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"

@@ -18,6 +18,8 @@ from bot.types import Answer, Chunk, Conversation, Delta, Filters, Question
 from index.lexical import STOPWORDS
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from bot.config import Settings
     from index.lexical import LexicalIndex
 
@@ -74,6 +76,8 @@ class Pipeline:
         top_k: int = 5,
         max_question_chars: int = 4000,
         info: dict | None = None,
+        rerank_depth: int = 0,
+        rerank_weight: float = 1.0,
     ):
         self.retriever = retriever
         self.extractive = extractive
@@ -81,6 +85,8 @@ class Pipeline:
         self.top_k = top_k
         self.max_question_chars = max_question_chars
         self.info = info or {}
+        self.rerank_depth = rerank_depth
+        self.rerank_weight = rerank_weight
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
@@ -122,7 +128,8 @@ class Pipeline:
             "index": f"{settings.collection}: {lexical.meta.n_docs} documents, {lexical.meta.n_chunks} chunks",
             "backend": settings.backend,
         }
-        return cls(retriever, extractive, llm, settings.top_k, settings.max_question_chars, info)
+        return cls(retriever, extractive, llm, settings.top_k, settings.max_question_chars, info,
+                   rerank_depth=settings.rerank_depth, rerank_weight=settings.rerank_weight)
 
     @property
     def lexical(self) -> LexicalIndex | None:
@@ -156,9 +163,39 @@ class Pipeline:
             return self.llm.condense(question, conversation)
         return carry_subject(question, previous)
 
-    def retrieve(self, text: str, filters: Filters = Filters()) -> list[Chunk]:
-        """The top-k chunks for a standalone question."""
-        return self.retriever.retrieve(text, self.top_k, filters)
+    def retrieve(
+        self, text: str, filters: Filters = Filters(), k: int | None = None, vector: np.ndarray | None = None
+    ) -> list[Chunk]:
+        """The k (default top_k) best chunks for a standalone question: fused retrieval, then the rerank."""
+        k = k or self.top_k
+        if vector is None:
+            vector = self.retriever.encoder.encode_one(text)
+        chunks = self.retriever.retrieve(text, max(k, self.rerank_depth), filters, vector)
+        return self.rerank(text, chunks, vector)[:k]
+
+    def rerank(self, text: str, chunks: list[Chunk], vector: np.ndarray) -> list[Chunk]:
+        """Chunks reordered by fused score + rerank_weight x their best sentence's evidence score.
+
+        Retrieval scores whole chunks; the answerer's sentence score (meaning, overlap, proximity,
+        answer type) says which chunk holds a sentence that answers. Measured on SQuAD and RealTime QA
+        (docs/benchmarks.md), this second look at the candidates moves the gold article up.
+        """
+        if self.rerank_depth <= 0 or len(chunks) < 2:
+            return chunks
+        best: dict[str, float] = {}
+        for s in self.extractive.score(text, chunks, vector):
+            best[s.chunk.id] = max(best.get(s.chunk.id, s.score), s.score)
+        if not best:
+            return chunks
+        lo, hi = min(best.values()), max(best.values())
+        flo, fhi = min(c.score for c in chunks), max(c.score for c in chunks)
+
+        def combined(c: Chunk) -> float:
+            fused = (c.score - flo) / (fhi - flo) if fhi > flo else 1.0
+            evidence = (best.get(c.id, lo) - lo) / (hi - lo) if hi > lo else 1.0
+            return fused + self.rerank_weight * evidence
+
+        return sorted(chunks, key=combined, reverse=True)
 
     def _finish(self, answer: Answer, q: Question, standalone: str, t0: float) -> Answer:
         return replace(
@@ -179,7 +216,7 @@ class Pipeline:
         q = self.check(question)
         standalone = self.standalone(q.text, conversation)
         vector = self.retriever.encoder.encode_one(standalone)
-        chunks = self.retriever.retrieve(standalone, self.top_k, q.filters, vector)
+        chunks = self.retrieve(standalone, q.filters, vector=vector)
         if not chunks:
             return self._finish(self._no_chunks(q), q, standalone, t0)
         if self.llm:
@@ -196,7 +233,7 @@ class Pipeline:
             yield self.ask(q, conversation)
             return
         standalone = self.standalone(q.text, conversation)
-        chunks = self.retriever.retrieve(standalone, self.top_k, q.filters)
+        chunks = self.retrieve(standalone, q.filters)
         if not chunks:
             yield self._finish(self._no_chunks(q), q, standalone, t0)
             return

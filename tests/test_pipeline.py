@@ -134,6 +134,36 @@ def test_to_dict_shape(seed_pipeline):
     assert d["mode"] == "extractive" and d["abstained"] is False and d["latency_ms"] > 0
 
 
+# --- rerank by sentence evidence ------------------------------------------------------------
+VIVO_CHUNK = "003_1c4934fb60e6f169.txt#0"  # "... Shen Wei, Founder of Vivo ..." among a dozen people
+
+
+def test_rerank_moves_up_the_chunk_whose_sentence_answers(seed_pipeline, monkeypatch):
+    assert seed_pipeline.rerank_depth >= seed_pipeline.top_k
+    ranked = [c.id for c in seed_pipeline.retrieve("Who founded Vivo?")]
+    monkeypatch.setattr(seed_pipeline, "rerank_depth", 0)
+    fused = [c.id for c in seed_pipeline.retrieve("Who founded Vivo?")]
+    assert VIVO_CHUNK in fused and fused.index(VIVO_CHUNK) >= 4  # fusion alone leaves it low
+    assert ranked.index(VIVO_CHUNK) <= 1
+    assert len(ranked) == len(fused) == seed_pipeline.top_k
+
+
+def test_rerank_draws_from_deeper_than_top_k(seed_pipeline, monkeypatch):
+    monkeypatch.setattr(seed_pipeline, "top_k", 2)
+    monkeypatch.setattr(seed_pipeline, "rerank_depth", 0)
+    assert VIVO_CHUNK not in [c.id for c in seed_pipeline.retrieve("Who founded Vivo?")]
+    monkeypatch.setattr(seed_pipeline, "rerank_depth", 20)
+    assert VIVO_CHUNK in [c.id for c in seed_pipeline.retrieve("Who founded Vivo?")]
+
+
+def test_rerank_keeps_every_chunk_once(seed_pipeline):
+    vector = seed_pipeline.retriever.encoder.encode_one("What did ADASpace sign?")
+    chunks = seed_pipeline.retriever.retrieve("What did ADASpace sign?", 12, vector=vector)
+    out = seed_pipeline.rerank("What did ADASpace sign?", chunks, vector)
+    assert sorted(c.id for c in out) == sorted(c.id for c in chunks)
+    assert seed_pipeline.rerank("q", chunks[:1], vector) == chunks[:1]
+
+
 def test_passage_contains_the_chunk_and_its_neighbours(seed_pipeline):
     lexical = seed_pipeline.lexical
     chunk = lexical.by_ids(["002_0c73d536360565c7.txt#3"])["002_0c73d536360565c7.txt#3"]
