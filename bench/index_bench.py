@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (LLAMA_COLD_EMBED, OUT, PROJECT_COLD, PYTHON, cache_dir, cold_runs, fresh_dir,  # noqa: E402
-                     machine, median, mib, ratio, run_worker, table, write_json)
+                     machine, median, mib, print_report, ratio, run_worker, table, write_json)
 from _corpus import materialize, quiz_questions  # noqa: E402
 
 COLLECTION = "articles"  # the project's default, so `qa ask --data-dir <cache dir>` works on it
@@ -163,10 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         f"question used for the cold start: {question!r}",
         f"load average at start {info['loadavg_start']}",
     ]
-    print()
-    print(text)
-    print()
-    print("\n".join(["goals:", *("  " + g for g in goals), "notes:", *("  " + x for x in notes)]))
+    print_report(text, goals, notes)
 
     write_json(args.json, {
         "benchmark": "index_bench",

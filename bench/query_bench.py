@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (LLAMA_COLD_RETRIEVE, OUT, PYTHON, QA, SEEDS, cache_dir, cold_runs, fresh_dir,  # noqa: E402
-                     machine, median, percentile, ratio, run_worker, table, write_json)
+                     machine, median, percentile, print_report, ratio, run_worker, table, write_json)
 from _corpus import materialize, quiz_questions, seed_questions  # noqa: E402
 
 COLLECTION = "articles"
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         [f"warm p50, seed index ({len(seed_qs)} q x {args.passes}), ms", fmt(s_p["p50_ms"]), fmt(s_l["p50_ms"]),
          ratio(s_p["p50_ms"], s_l["p50_ms"])],
-        [f"warm p95, seed index, ms", fmt(s_p["p95_ms"]), fmt(s_l["p95_ms"]), ratio(s_p["p95_ms"], s_l["p95_ms"])],
+        ["warm p95, seed index, ms", fmt(s_p["p95_ms"]), fmt(s_l["p95_ms"]), ratio(s_p["p95_ms"], s_l["p95_ms"])],
     ]
     goals = [
         f"seed p50 <= 30 ms: {s_p['p50_ms']:.1f} ms -> {'met' if s_p['p50_ms'] <= 30 else 'MISSED'}",
@@ -145,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{warm_seed['abstained']} of {len(warm_seed['latency_ms'])}",
         f"load average at start {info['loadavg_start']}",
     ]
-    print()
-    print(text)
-    print()
-    print("\n".join(["goals:", *("  " + g for g in goals), "notes:", *("  " + x for x in notes)]))
+    print_report(text, goals, notes)
     write_json(args.json, {
         "benchmark": "query_bench",
         "command": "python bench/query_bench.py " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -50,7 +50,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (JSON_MARK, OUT, PYTHON, REPO, bench_env, fresh_dir, machine, mib,  # noqa: E402
+from _common import (OUT, REPO, fresh_dir, machine, mib,  # noqa: E402
                      percentile, run_worker, table, write_json)
 
 HERE = Path(__file__).resolve().parent
@@ -68,27 +68,13 @@ LABEL = {"llamaindex": "P1 LlamaIndex default", "bm25s": "P2 bm25s", "project": 
 
 # --- running workers --------------------------------------------------------------------------------
 def run_rworker(mode: str, *args: str, env: dict | None = None) -> dict:
-    """Like _common.run_worker, for the modes of _retrieval_workers.py (env: extra variables)."""
-    cmd = [PYTHON, RWORKERS, mode, *args]
+    """_common.run_worker for the modes of _retrieval_workers.py, noting the load and the code version."""
     code = code_digest(f"{mode} {Path(args[0]).parent.name}/{Path(args[0]).name}")
     load0 = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**bench_env(), **(env or {})}, cwd=str(REPO))
-    wall = time.perf_counter() - t0
-    LOG.parent.mkdir(parents=True, exist_ok=True)
-    with LOG.open("a") as fh:
-        fh.write(f"$ {' '.join(cmd)}\n--- stderr (tail)\n{proc.stderr[-4000:]}\n")
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-25:])
-        raise RuntimeError(f"worker {mode} failed (exit {proc.returncode}):\n{tail}")
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(JSON_MARK):
-            result = json.loads(line[len(JSON_MARK):])
-            result["process_wall_s"] = wall
-            result["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
-            result["code_digest"] = code
-            return result
-    raise RuntimeError(f"worker {mode} printed no result:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    result = run_worker(mode, *args, log=LOG, script=RWORKERS, env=env)
+    result["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
+    result["code_digest"] = code
+    return result
 
 
 CODE_SEEN: dict[str, list[str]] = {}  # digest of the project's code -> the steps that ran with it
@@ -277,9 +263,9 @@ def part_quality(name: str, ds, questions: list, args, results: dict, answer: bo
     llama_dir = CACHE / ds.collection / "llamaindex_chroma"
     k, w = str(args.k), str(args.warmup)
     raw = {}
-    print(f"  P1 queries ...", flush=True)
+    print("  P1 queries ...", flush=True)
     raw["llamaindex"] = run_rworker("llama-query", str(llama_dir), LLAMA_COLLECTION, str(corpus), str(qpath), k, w)
-    print(f"  P2 queries ...", flush=True)
+    print("  P2 queries ...", flush=True)
     raw["bm25s"] = run_rworker("bm25-query", str(project_dir), COLLECTION, str(qpath), k, w)
     print(f"  qa queries{' + answers' if answer else ''} ...", flush=True)
     raw["project"] = run_rworker("project-query", str(project_dir), COLLECTION, str(qpath), k, w, "1" if answer else "0")

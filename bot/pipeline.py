@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.answer.extractive import ABSTAIN_TEXT, ExtractiveAnswerer
 from bot.errors import BadQuestion, IndexMissing
-from bot.retrieval import HybridRetriever
+from bot.retrieval import HybridRetriever, relative_score_fusion
 from bot.types import Answer, Chunk, Conversation, Delta, Filters, Question
 from index.lexical import STOPWORDS
 
@@ -204,15 +204,10 @@ class Pipeline:
             best[s.chunk.id] = max(best.get(s.chunk.id, s.score), s.score)
         if not best:
             return chunks
-        lo, hi = min(best.values()), max(best.values())
-        flo, fhi = min(c.score for c in chunks), max(c.score for c in chunks)
-
-        def combined(c: Chunk) -> float:
-            fused = (c.score - flo) / (fhi - flo) if fhi > flo else 1.0
-            evidence = (best.get(c.id, lo) - lo) / (hi - lo) if hi > lo else 1.0
-            return fused + self.rerank_weight * evidence
-
-        return sorted(chunks, key=combined, reverse=True)
+        combined = relative_score_fusion(
+            [[(c.id, c.score) for c in chunks], list(best.items())], [1.0, self.rerank_weight]
+        )
+        return sorted(chunks, key=lambda c: combined[c.id], reverse=True)
 
     def _finish(self, answer: Answer, q: Question, standalone: str, t0: float) -> Answer:
         return replace(

@@ -7,8 +7,6 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from bot.errors import IndexMissing
 from bot.slack.listeners import GENERIC_ERROR
 from tests.slack.conftest import (
