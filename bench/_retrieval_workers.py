@@ -16,6 +16,8 @@ Modes
   project-query PROJECT_DATA_DIR COLLECTION QFILE K WARMUP ANSWER
       This project: Pipeline.from_settings(...); retrieval = pipeline.retriever.retrieve(q, K) (encode +
       Chroma + BM25 + RRF); with ANSWER=1 also pipeline.ask(q) (top_k 8 + the offline answerer).
+      Each question's K chunks are also regrouped into article passages (bot.passages, what an LLM
+      reads): pr5 / pc5 = answer in / characters of the first 5 passages, passage_ms their build time.
   project-scale PROJECT_DATA_DIR COLLECTION QFILE WARMUP
       Scale index latency: pipeline.retrieve(q) (the pipeline's own top_k) then pipeline.ask(q),
       each over every question, after WARMUP untimed asks.
@@ -180,18 +182,36 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
     retriever = pipeline.retriever
     load = time.perf_counter() - T_START
 
+    ranked: dict[str, list] = {}
+
     def fn(text: str):
         chunks = pipeline.retrieve(text, k=int(k))  # fused retrieval + the sentence-evidence rerank
+        ranked[text] = chunks
         return [c.doc_id for c in chunks], [c.text for c in chunks]
 
     c0 = cpu_s()
     rows = _run(questions, int(warmup), fn)
     query_cpu = cpu_s() - c0
+    # What an LLM reads (Pipeline.sources): the K ranked chunks regrouped into passages of the
+    # best llm_sources articles. Timed on its own, after the retrieval timing.
+    from bot.passages import article_passages
+
+    by_id = {r["id"]: r for r in rows}
+    for q in questions:
+        t0 = time.perf_counter()
+        passages = article_passages(pipeline.lexical, ranked[q["question"]], pipeline.llm_sources,
+                                    pipeline.passage_chars)
+        r = by_id[q["id"]]
+        r["passage_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+        r["pc5"] = sum(len(p.text) for p in passages[:5])
+        if q.get("answers"):
+            r["pr5"] = bool(context_recall([p.text for p in passages[:5]], q["answers"]))
     result = {"side": "project", "load_s": load, "k": int(k), "index": pipeline.info.get("index"),
               "candidates": retriever.candidates, "fusion": retriever.fusion, "keep_top": retriever.keep_top,
               "dense_weight": getattr(retriever, "dense_weight", None),
               "sentence_weight": getattr(retriever, "sentence_weight", None),
               "rerank_depth": getattr(pipeline, "rerank_depth", 0), "rerank_weight": getattr(pipeline, "rerank_weight", 0),
+              "llm_sources": pipeline.llm_sources, "passage_chars": pipeline.passage_chars,
               "query_cpu_s": query_cpu}
     if answer == "1":
         for q in questions[: int(warmup)]:

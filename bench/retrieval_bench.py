@@ -11,6 +11,9 @@ Systems, run by this one script on the same corpus and the same questions, each 
       HybridRetriever (dense + BM25 + best sentence, fused as its Settings say) and the pipeline's
       sentence-evidence rerank, via Pipeline.from_settings; pipeline.retrieve(q, k=K);
       and Pipeline.ask (top_k 8 + the offline extractive answerer) for answer correctness
+      For RealTime QA also the article passages an LLM would read (Pipeline.sources: the K ranked
+      chunks regrouped into one passage per article, the best 5 articles, each at most QA_PASSAGE_CHARS):
+      their context recall@5 and characters, beside P1's top-5 nodes.
 K = 20 units (chunks / nodes) per question for every system. Document-level metrics map units to
 their document, drop duplicates keeping the order, and score the first 10 distinct documents
 (hit@1, hit@5, MRR@10). Context recall@5: an acceptable answer (normalised, whole words, eval.metrics
@@ -184,6 +187,11 @@ def summarize(res: dict, gold: dict[str, tuple]) -> dict:
            "loadavg_1m": res.get("loadavg_1m")}
     r5 = [r["r5"] for r in rows if "r5" in r]
     out["recall@5"] = sum(r5) / len(r5) if r5 else None
+    pr5 = [r["pr5"] for r in rows if "pr5" in r]
+    if pr5:
+        out["passage_recall@5"] = sum(pr5) / len(pr5)
+        out["passage_chars_top5"] = sum(r["pc5"] for r in rows) / len(rows)
+        out["passage_p95_ms"] = percentile([r["passage_ms"] for r in rows], 95)
     graded = [r for r in rows if "a_at" in r]
     if graded:
         out["recall@1"] = sum(r["a_at"] == 0 for r in graded) / len(graded)
@@ -235,6 +243,12 @@ def quality_table(s: dict, metrics: list[tuple[str, str]], extra: list[list[str]
                  pts(qa.get("recall@p1_chars"), p1.get("recall@5")), pts(qa.get("recall@p1_chars"), p2.get("recall@p1_chars"))])
     rows.append(["  (questions where that budget exceeds all K units, %)", "-", pct(p2.get("p1_budget_exceeds_K")),
                  pct(qa.get("p1_budget_exceeds_K")), "-", "-"])
+    if qa.get("passage_recall@5") is not None:
+        rows.append(["qa article passages (the LLM's context): context recall@5 (%)", pct(p1.get("recall@5")), "-",
+                     pct(qa["passage_recall@5"]), pts(qa["passage_recall@5"], p1.get("recall@5")), "-"])
+        rows.append(["  chars in those 5 passages (mean; P1: its top-5 nodes)", f"{p1['context_chars_top5']:.0f}", "-",
+                     f"{qa['passage_chars_top5']:.0f}", xr(qa["passage_chars_top5"], p1["context_chars_top5"]), "-"])
+        rows.append(["  passage building p95, ms (after retrieval)", "-", "-", ms(qa["passage_p95_ms"]), "-", "-"])
     rows += extra
     return table(rows, ["metric", LABEL["llamaindex"], LABEL["bm25s"], LABEL["project"], "qa vs P1", "qa vs P2"])
 
@@ -249,6 +263,13 @@ def quality_goals(name: str, s: dict, keys: list[str], plus5: list[str]) -> list
         ok = qa >= need - 1e-12
         goals.append(f"{name} {key}: qa {pct(qa)} vs best peer {LABEL[best_name]} {pct(best)}"
                      f"{' + 5 pts' if key in plus5 else ''} -> {'met' if ok else 'MISSED'} ({pts(qa, best)})")
+        passages = s["project"].get("passage_recall@5")
+        if key == "recall@5" and passages is not None:
+            ok = passages >= need - 1e-12
+            goals.append(f"{name} {key}, qa's article passages (what its LLM reads, {s['project']['passage_chars_top5']:.0f}"
+                         f" chars vs P1's {s['llamaindex']['context_chars_top5']:.0f}): {pct(passages)} vs"
+                         f" {LABEL[best_name]} {pct(best)}{' + 5 pts' if key in plus5 else ''}"
+                         f" -> {'met' if ok else 'MISSED'} ({pts(passages, best)})")
     return goals
 
 

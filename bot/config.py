@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         20, ge=0, le=200, description="fused candidates re-ranked by their best sentence's evidence (0 = off)"
     )
     rerank_weight: float = Field(1.0, ge=0, description="weight of the sentence evidence in that rerank")
+    llm_sources: int = Field(5, gt=0, le=20, description="articles given to an LLM, one passage each")
+    passage_chars: int = Field(
+        4000, ge=0, description="characters of each article passage given to an LLM (0 = the ranked chunks alone)"
+    )
     max_question_chars: int = 4000
     abstain_threshold: float = Field(
         0.348, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.answer.extractive import ABSTAIN_TEXT, ExtractiveAnswerer
 from bot.errors import BadQuestion, IndexMissing
+from bot.passages import article_passages, stitch
 from bot.retrieval import HybridRetriever, relative_score_fusion
 from bot.types import Answer, Chunk, Conversation, Delta, Filters, Question
 from index.lexical import STOPWORDS
@@ -93,6 +94,8 @@ class Pipeline:
         info: dict | None = None,
         rerank_depth: int = 0,
         rerank_weight: float = 1.0,
+        llm_sources: int = 5,
+        passage_chars: int = 0,
     ):
         self.retriever = retriever
         self.extractive = extractive
@@ -102,6 +105,8 @@ class Pipeline:
         self.info = info or {}
         self.rerank_depth = rerank_depth
         self.rerank_weight = rerank_weight
+        self.llm_sources = llm_sources
+        self.passage_chars = passage_chars
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
@@ -145,7 +150,8 @@ class Pipeline:
         }
         release_free_memory()
         return cls(retriever, extractive, llm, settings.top_k, settings.max_question_chars, info,
-                   rerank_depth=settings.rerank_depth, rerank_weight=settings.rerank_weight)
+                   rerank_depth=settings.rerank_depth, rerank_weight=settings.rerank_weight,
+                   llm_sources=settings.llm_sources, passage_chars=settings.passage_chars)
 
     @property
     def lexical(self) -> LexicalIndex | None:
@@ -209,6 +215,19 @@ class Pipeline:
         )
         return sorted(chunks, key=lambda c: combined[c.id], reverse=True)
 
+    def sources(self, text: str, filters: Filters = Filters(), vector: np.ndarray | None = None) -> tuple[list[Chunk], list[Chunk]]:
+        """(chunks, sources) for an LLM: the top_k ranked chunks, and passages of the best articles.
+
+        Sources are article passages (bot.passages) built from the whole reranked candidate list;
+        with passage_chars 0 (or no chunk table) they are the chunks themselves.
+        """
+        if self.passage_chars <= 0 or self.lexical is None:
+            chunks = self.retrieve(text, filters, vector=vector)
+            return chunks, chunks
+        ranked = self.retrieve(text, filters, k=max(self.top_k, self.rerank_depth), vector=vector)
+        passages = article_passages(self.lexical, ranked, self.llm_sources, self.passage_chars)
+        return ranked[: self.top_k], passages
+
     def _finish(self, answer: Answer, q: Question, standalone: str, t0: float) -> Answer:
         return replace(
             answer,
@@ -228,11 +247,14 @@ class Pipeline:
         q = self.check(question)
         standalone = self.standalone(q.text, conversation)
         vector = self.retriever.encoder.encode_one(standalone)
-        chunks = self.retrieve(standalone, q.filters, vector=vector)
+        if self.llm:
+            chunks, sources = self.sources(standalone, q.filters, vector)
+        else:
+            chunks = self.retrieve(standalone, q.filters, vector=vector)
         if not chunks:
             return self._finish(self._no_chunks(q), q, standalone, t0)
         if self.llm:
-            answer = self.llm.answer(standalone, chunks)
+            answer = self.llm.answer(standalone, chunks, sources)
         else:
             answer = self.extractive.answer(standalone, chunks, vector)
         return self._finish(answer, q, standalone, t0)
@@ -245,11 +267,11 @@ class Pipeline:
             yield self.ask(q, conversation)
             return
         standalone = self.standalone(q.text, conversation)
-        chunks = self.retrieve(standalone, q.filters)
+        chunks, sources = self.sources(standalone, q.filters)
         if not chunks:
             yield self._finish(self._no_chunks(q), q, standalone, t0)
             return
-        for item in self.llm.stream(standalone, chunks):
+        for item in self.llm.stream(standalone, chunks, sources):
             if isinstance(item, Answer):
                 yield self._finish(item, q, standalone, t0)
             else:
@@ -262,12 +284,4 @@ class Pipeline:
         found = self.lexical.by_ids([chunk_id]).get(chunk_id)
         if found is None:
             return ""
-        parts = self.lexical.neighbours(found.doc_id, found.position, radius)
-        # Neighbouring chunks overlap; stitch them on their offsets in the article.
-        text, end = parts[0].text, parts[0].end
-        for part in parts[1:]:
-            if part.start > end:
-                text += "\n\n" if part.start - end > 1 else " "  # the whitespace the splitter trimmed
-            text += part.text[max(0, end - part.start) :]
-            end = max(end, part.end)
-        return text
+        return stitch(self.lexical.neighbours(found.doc_id, found.position, radius))

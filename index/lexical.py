@@ -266,8 +266,12 @@ class LexicalIndex:
 
     def neighbours(self, doc_id: str, position: int, radius: int = 1) -> list[StoredChunk]:
         """The chunks around one position of an article, in order (for showing a passage)."""
+        return self.span(doc_id, position - radius, position + radius)
+
+    def span(self, doc_id: str, first: int, last: int) -> list[StoredChunk]:
+        """The chunks of an article from position first to last (inclusive), in order."""
         q = f"SELECT {_COLUMNS} FROM chunks WHERE doc_id = ? AND position BETWEEN ? AND ? ORDER BY position"
-        return [_row_to_chunk(r) for r in self._db.execute(q, (doc_id, position - radius, position + radius))]
+        return [_row_to_chunk(r) for r in self._db.execute(q, (doc_id, first, last))]
 
     def close(self) -> None:
         """Release the database handle."""

@@ -226,6 +226,36 @@ def test_llm_mode_answers_with_validated_citations(llm_env):
     assert srv.requests[-1]["messages"][-1]["content"] == CEO
 
 
+def _prompt_sources(request: dict) -> list[str]:
+    system = request["messages"][0]["content"]
+    return [line for line in system.split("Sources:", 1)[1].splitlines() if line.startswith("[")]
+
+
+def test_llm_reads_one_passage_per_article(llm_env):
+    srv, pipeline = llm_env
+    a = pipeline.ask(CEO)
+    sources = _prompt_sources(srv.requests[-1])
+    assert 1 < len(sources) <= pipeline.llm_sources
+    assert len({c.doc_id for c in a.retrieved}) == len(a.retrieved) == len(sources)
+    # Each passage is its article's best chunk plus more of the article, within the limit.
+    for passage in a.retrieved:
+        best = pipeline.lexical.by_ids([passage.id])[passage.id]
+        assert best.text in passage.text
+    assert max(len(p.text) for p in a.retrieved) > max(len(pipeline.lexical.by_ids([p.id])[p.id].text) for p in a.retrieved)
+
+
+def test_llm_reads_the_top_k_chunks_when_passages_are_off(seed_settings):
+    with FakeOpenAI(_responder) as srv:
+        settings = make_settings(
+            seed_settings.data_dir, model_cache_dir=seed_settings.model_cache_dir, openai_base_url=srv.base_url,
+            llm_timeout=1, llm_max_retries=0, passage_chars=0, top_k=6,
+        )
+        pipeline = Pipeline.from_settings(settings)
+        a = pipeline.ask(CEO)
+        assert len(_prompt_sources(srv.requests[-1])) == 6
+        assert [c.id for c in a.retrieved] == [c.id for c in pipeline.retrieve(CEO)]
+
+
 def test_llm_stream_yields_deltas_then_answer(llm_env):
     srv, pipeline = llm_env
     items = list(pipeline.stream(CEO))

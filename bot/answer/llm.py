@@ -99,21 +99,29 @@ class LLMAnswerer:
 
     # -- public API ----------------------------------------------------------------------
 
-    def answer(self, question: str, chunks: Sequence[Chunk]) -> Answer:
-        """Answer the question from the chunks with the LLM (mode "llm"), or fall back with a note."""
+    def answer(self, question: str, chunks: Sequence[Chunk], sources: Sequence[Chunk] | None = None) -> Answer:
+        """Answer from the sources (default: the chunks) with the LLM, or fall back to the chunks with a note.
+
+        The pipeline passes article passages as sources; the offline fallback keeps the ranked chunks,
+        whose sentence spans and vectors it scores.
+        """
+        sources = sources or chunks
         if not chunks:
             return self.fallback.answer(question, chunks)
         try:
             response = self._client_or_build().chat.completions.create(
-                model=self.model, messages=self._messages(question, chunks), temperature=self.temperature
+                model=self.model, messages=self._messages(question, sources), temperature=self.temperature
             )
             text = _completion_text(response)
         except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the offline answer
             return self._fall_back(question, chunks, f"LLM unavailable ({self._reason(exc, 'answer')})")
-        return self._finish(question, chunks, text)
+        return self._finish(question, chunks, sources, text)
 
-    def stream(self, question: str, chunks: Sequence[Chunk]) -> Iterator[Delta | Answer]:
+    def stream(
+        self, question: str, chunks: Sequence[Chunk], sources: Sequence[Chunk] | None = None
+    ) -> Iterator[Delta | Answer]:
         """Yield Delta pieces as the LLM writes, then the final validated Answer as the last item."""
+        sources = sources or chunks
         if not chunks:
             yield self.fallback.answer(question, chunks)
             return
@@ -122,7 +130,7 @@ class LLMAnswerer:
         try:
             stream = self._client_or_build().chat.completions.create(
                 model=self.model,
-                messages=self._messages(question, chunks),
+                messages=self._messages(question, sources),
                 temperature=self.temperature,
                 stream=True,
             )
@@ -145,7 +153,7 @@ class LLMAnswerer:
                     stream.close()
                 except Exception:  # noqa: BLE001 - closing a broken stream may fail; nothing to do
                     pass
-        yield self._finish(question, chunks, "".join(pieces))
+        yield self._finish(question, chunks, sources, "".join(pieces))
 
     def condense(self, question: str, conversation: Conversation) -> str:
         """Rewrite a follow-up as a standalone question from the conversation; the question itself on failure."""
@@ -192,11 +200,11 @@ class LLMAnswerer:
         system = _SYSTEM_PROMPT.format(abstain=ABSTAIN_TEXT, sources=sources)
         return [{"role": "system", "content": system}, {"role": "user", "content": question}]
 
-    def _finish(self, question: str, chunks: Sequence[Chunk], raw: str) -> Answer:
-        """Turn generated text into an Answer: abstention, validated citations, or the fallback."""
+    def _finish(self, question: str, chunks: Sequence[Chunk], sources: Sequence[Chunk], raw: str) -> Answer:
+        """Turn generated text into an Answer: abstention, citations validated against the sources, or the fallback."""
         if _is_abstention(raw):
-            return Answer(question=question, text=ABSTAIN_TEXT, abstained=True, mode="llm", retrieved=tuple(chunks))
-        text, cited, dropped = citations.validate(raw.strip(), chunks)
+            return Answer(question=question, text=ABSTAIN_TEXT, abstained=True, mode="llm", retrieved=tuple(sources))
+        text, cited, dropped = citations.validate(raw.strip(), sources)
         if not cited:
             log.warning("LLM answer had no valid citation (%d dropped); using the extractive answer", dropped)
             return self._fall_back(question, chunks, "LLM answer had no valid citation")
@@ -206,7 +214,7 @@ class LLMAnswerer:
         elif dropped:
             note = f"removed {dropped} citations to missing sources"
         return Answer(
-            question=question, text=text, citations=tuple(cited), mode="llm", note=note, retrieved=tuple(chunks)
+            question=question, text=text, citations=tuple(cited), mode="llm", note=note, retrieved=tuple(sources)
         )
 
     def _fall_back(self, question: str, chunks: Sequence[Chunk], why: str) -> Answer:
