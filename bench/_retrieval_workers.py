@@ -199,7 +199,7 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
     by_id = {r["id"]: r for r in rows}
     for q in questions:
         t0 = time.perf_counter()
-        passages = article_passages(pipeline.lexical, ranked[q["question"]], pipeline.llm_sources,
+        passages = article_passages(pipeline.lexical, q["question"], ranked[q["question"]], pipeline.llm_sources,
                                     pipeline.passage_chars)
         r = by_id[q["id"]]
         r["passage_ms"] = round((time.perf_counter() - t0) * 1000, 3)

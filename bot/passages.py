@@ -35,13 +35,21 @@ def stitch(parts: Sequence[StoredChunk]) -> str:
 
 
 def article_passages(
-    lexical: LexicalIndex, chunks: Sequence[Chunk], max_articles: int, max_chars: int, window: int = 1
+    lexical: LexicalIndex,
+    question: str,
+    chunks: Sequence[Chunk],
+    max_articles: int,
+    max_chars: int,
+    window: int = 1,
+    lexical_fill: bool = True,
 ) -> list[Chunk]:
-    """One passage per article, in the order the articles first rank: its ranked chunks, then their neighbours.
+    """One passage per article, in the order the articles first rank, each at most max_chars.
 
-    Each article's passage takes its retrieved chunks in rank order, then the chunks `window` positions
-    around them, while the passage stays within max_chars (its best chunk always fits). The passage
-    keeps the id and score of the article's best chunk, so a citation still points at that chunk.
+    An article's passage takes its retrieved chunks in rank order, then its other chunks in BM25
+    order for the question (unless lexical_fill is False), then any chunk `window` positions from a
+    retrieved one, while the passage stays within max_chars (its best chunk always fits); the parts
+    are put back in article order. The passage keeps the id and score of the article's best chunk,
+    so a citation still points at it.
     """
     order: list[str] = []
     hits: dict[str, list[Chunk]] = {}
@@ -53,13 +61,20 @@ def article_passages(
             hits[c.doc_id] = []
         hits[c.doc_id].append(c)
     stored = lexical.by_ids([c.id for c in chunks if c.doc_id in hits])
+    # Filling with the article's BM25-best chunks finds the answer more often than neighbours alone
+    # at about the same size (bench/passage_sweep.py on RealTime QA 2026, docs/benchmarks.md).
+    lexical_order: dict[str, list[int]] = {}
+    if lexical_fill and order and question.strip():
+        n_rows = sum({s.doc_id: s.n_chunks for s in stored.values()}.values())
+        for part, _ in lexical.search(question, max(n_rows, 1), doc_ids=order):
+            lexical_order.setdefault(part.doc_id, []).append(part.position)
     out: list[Chunk] = []
     for doc_id in order:
         ranked = [stored[c.id] for c in hits[doc_id] if c.id in stored]
         if not ranked:  # the chunk table lags the vector store: keep the chunks as they are
             out.extend(hits[doc_id])
             continue
-        wanted = [s.position for s in ranked]
+        wanted = [s.position for s in ranked] + lexical_order.get(doc_id, [])
         for r in range(1, window + 1):
             for s in ranked:
                 wanted += [s.position - r, s.position + r]

@@ -225,7 +225,7 @@ class Pipeline:
             chunks = self.retrieve(text, filters, vector=vector)
             return chunks, chunks
         ranked = self.retrieve(text, filters, k=max(self.top_k, self.rerank_depth), vector=vector)
-        passages = article_passages(self.lexical, ranked, self.llm_sources, self.passage_chars)
+        passages = article_passages(self.lexical, text, ranked, self.llm_sources, self.passage_chars)
         return ranked[: self.top_k], passages
 
     def _finish(self, answer: Answer, q: Question, standalone: str, t0: float) -> Answer:

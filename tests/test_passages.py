@@ -13,7 +13,7 @@ def _ranked(pipeline, k=20):
 
 def test_one_passage_per_article_in_first_rank_order(seed_pipeline):
     ranked = _ranked(seed_pipeline)
-    passages = article_passages(seed_pipeline.lexical, ranked, max_articles=5, max_chars=4000)
+    passages = article_passages(seed_pipeline.lexical, QUESTION, ranked, max_articles=5, max_chars=4000)
     first_seen = list(dict.fromkeys(c.doc_id for c in ranked))
     assert [p.doc_id for p in passages] == first_seen[:5]
     best = {}
@@ -26,7 +26,7 @@ def test_one_passage_per_article_in_first_rank_order(seed_pipeline):
 
 def test_max_articles_limits_the_passages(seed_pipeline):
     ranked = _ranked(seed_pipeline)
-    passages = article_passages(seed_pipeline.lexical, ranked, max_articles=2, max_chars=4000)
+    passages = article_passages(seed_pipeline.lexical, QUESTION, ranked, max_articles=2, max_chars=4000)
     assert len(passages) == 2
     assert len({p.doc_id for p in passages}) == 2
 
@@ -35,24 +35,24 @@ def test_passage_holds_more_than_its_best_chunk_and_respects_the_limit(seed_pipe
     ranked = _ranked(seed_pipeline)
     lexical = seed_pipeline.lexical
     for max_chars in (1500, 2500, 4000):
-        for p in article_passages(lexical, ranked, max_articles=5, max_chars=max_chars):
+        for p in article_passages(lexical, QUESTION, ranked, max_articles=5, max_chars=max_chars):
             # Overlapping chunks are counted whole against the limit, so the stitched text is shorter.
             assert len(p.text) <= max_chars or len(p.text) == len(lexical.by_ids([p.id])[p.id].text)
-    wide = article_passages(lexical, ranked, max_articles=1, max_chars=4000)[0]
+    wide = article_passages(lexical, QUESTION, ranked, max_articles=1, max_chars=4000)[0]
     assert len(wide.text) > len(ranked[0].text) + 500
 
 
 def test_tiny_limit_gives_the_best_chunk_alone(seed_pipeline):
     ranked = _ranked(seed_pipeline)
-    for p in article_passages(seed_pipeline.lexical, ranked, max_articles=5, max_chars=10):
+    for p in article_passages(seed_pipeline.lexical, QUESTION, ranked, max_articles=5, max_chars=10):
         assert p.text == seed_pipeline.lexical.by_ids([p.id])[p.id].text
 
 
 def test_window_adds_neighbours_of_a_lone_hit(seed_pipeline):
     lexical = seed_pipeline.lexical
     hit = next(c for c in _ranked(seed_pipeline) if c.id.endswith("#3"))
-    alone = article_passages(lexical, [hit], 1, 10_000, window=0)[0]
-    wide = article_passages(lexical, [hit], 1, 10_000, window=1)[0]
+    alone = article_passages(lexical, QUESTION, [hit], 1, 10_000, window=0, lexical_fill=False)[0]
+    wide = article_passages(lexical, QUESTION, [hit], 1, 10_000, window=1, lexical_fill=False)[0]
     assert alone.text == hit.text
     stored = lexical.by_ids([hit.id])[hit.id]
     assert wide.text == stitch(lexical.neighbours(hit.doc_id, stored.position, 1))
@@ -65,9 +65,31 @@ def test_non_adjacent_parts_are_joined_with_a_gap(seed_pipeline):
     from bot.types import Chunk
 
     hits = [Chunk(id=s.id, doc_id=s.doc_id, title=s.title, date=s.date, text=s.text, score=1.0) for s in parts.values()]
-    p = article_passages(lexical, hits, 1, 10_000, window=0)[0]
+    p = article_passages(lexical, QUESTION, hits, 1, 10_000, window=0, lexical_fill=False)[0]
     assert p.text == parts[f"{doc}#1"].text + GAP + parts[f"{doc}#7"].text
 
 
 def test_no_chunks_no_passages(seed_pipeline):
-    assert article_passages(seed_pipeline.lexical, [], 5, 4000) == []
+    assert article_passages(seed_pipeline.lexical, QUESTION, [], 5, 4000) == []
+
+
+def test_lexical_fill_prefers_the_chunk_sharing_the_question_words_over_a_neighbour(seed_pipeline):
+    from bot.types import Chunk
+
+    lexical = seed_pipeline.lexical
+    doc = "002_0c73d536360565c7.txt"
+    n = lexical.by_ids([f"{doc}#0"])[f"{doc}#0"].n_chunks
+    parts = {s.position: s for s in lexical.span(doc, 0, n - 1)}
+    # A word that occurs in one far chunk of the article only (not in the hit or its neighbours).
+    words = {p: set(lexical.tokenize([s.text])[0]) for p, s in parts.items()}
+    far = max(parts)
+    unique = sorted(words[far] - set().union(*(w for p, w in words.items() if p != far)))
+    assert unique, "the last chunk of article 002 has no word of its own"
+    hit = parts[0]
+    chunk = Chunk(id=hit.id, doc_id=doc, title=hit.title, date=hit.date, text=hit.text, score=1.0)
+    cap = len(hit.text) + len(parts[far].text)
+    question = f"What about {unique[0]}?"
+    filled = article_passages(lexical, question, [chunk], 1, cap)[0]
+    assert filled.text == hit.text + GAP + parts[far].text
+    plain = article_passages(lexical, question, [chunk], 1, len(hit.text) + len(parts[1].text), lexical_fill=False)[0]
+    assert plain.text == stitch([hit, parts[1]])
