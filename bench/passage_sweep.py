@@ -7,6 +7,7 @@ regrouped into article passages (bot.passages.article_passages, best 5 articles)
   fill        "bm25": retrieved chunks, then the article's other chunks in BM25 order, then neighbours
               "neighbours": retrieved chunks, then only the chunks next to them (window 1)
   max chars   the size limit of each passage (QA_PASSAGE_CHARS)
+A last row gives the whole text of the same 5 articles: the ceiling of any passage choice.
 Context recall@5 = an acceptable answer (eval.metrics.contains) occurs in the 5 passages. P1's row
 (LlamaIndex default, its top-5 1,024-token nodes) is read from retrieval_bench's result JSON of the same
 questions, so the two compare at their own amounts of text.
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from bot.config import load_settings
-    from bot.passages import article_passages
+    from bot.passages import article_passages, stitch
     from bot.pipeline import Pipeline
     from eval.metrics import context_recall
 
@@ -62,11 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     found = {s: 0 for s in settings}
     chars = {s: 0 for s in settings}
     times: dict[tuple, list[float]] = {s: [] for s in settings}
-    chunk_hits = chunk_chars = 0
+    chunk_hits = chunk_chars = whole_hits = whole_chars = 0
     for q in questions:
         ranked = pipeline.retrieve(q["question"], k=20)
         chunk_hits += bool(context_recall([c.text for c in ranked[:5]], q["answers"]))
         chunk_chars += sum(len(c.text) for c in ranked[:5])
+        # The ceiling of any 5-article context: the whole text of the first 5 articles ranked.
+        whole = [stitch(pipeline.lexical.span(d, 0, 10**9)) for d in list(dict.fromkeys(c.doc_id for c in ranked))[:5]]
+        whole_hits += bool(context_recall(whole, q["answers"]))
+        whole_chars += sum(len(t) for t in whole)
         for fill, cap in settings:
             t0 = time.perf_counter()
             passages = article_passages(pipeline.lexical, q["question"], ranked, 5, cap,
@@ -86,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"{s['context_chars_top5']:.0f}", "-", "-"])
     rows.append(["qa: top-5 chunks", "-", f"{100 * chunk_hits / n:.1f}", f"{chunk_chars / n:.0f}", "-",
                  f"{100 * (chunk_hits / n - p1['recall@5']):+.1f} pts" if p1 else "-"])
+    rows.append(["qa: the whole text of the same 5 articles (ceiling)", "-", f"{100 * whole_hits / n:.1f}",
+                 f"{whole_chars / n:.0f}", "-", f"{100 * (whole_hits / n - p1['recall@5']):+.1f} pts" if p1 else "-"])
     for fill, cap in settings:
         r = found[(fill, cap)] / n
         rows.append([f"qa: 5 article passages, fill {fill}", str(cap), f"{100 * r:.1f}",
