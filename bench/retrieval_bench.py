@@ -192,6 +192,8 @@ def summarize(res: dict, gold: dict[str, tuple]) -> dict:
         out["passage_recall@5"] = sum(pr5) / len(pr5)
         out["passage_chars_top5"] = sum(r["pc5"] for r in rows) / len(rows)
         out["passage_p95_ms"] = percentile([r["passage_ms"] for r in rows], 95)
+        # Retrieval + passage building per question: the latency of what an LLM is given.
+        out["with_passages_p50_ms"] = percentile([r["ms"] + r["passage_ms"] for r in rows], 50)
     graded = [r for r in rows if "a_at" in r]
     if graded:
         out["recall@1"] = sum(r["a_at"] == 0 for r in graded) / len(graded)
@@ -453,6 +455,13 @@ def plot(results: dict, path: Path, subtitle: str) -> None:
             x, y = s[side]["p50_ms"], 100 * s[side][key]
             ax.scatter([x], [y], s=120, color=color, marker=marker, label=LABEL[side], zorder=3)
             ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(8, 6), fontsize=10)
+        passages = s["project"].get("passage_recall@5") if key == "recall@5" else None
+        if passages is not None and s["project"].get("with_passages_p50_ms"):
+            x, y = s["project"]["with_passages_p50_ms"], 100 * passages
+            ax.scatter([x], [y], s=120, facecolors="none", edgecolors=style["project"][0], marker="D", zorder=3,
+                       label="qa article passages (what its LLM reads)")
+            ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(8, 6), fontsize=10)
+            xs.append(x)
         diag = s.get("llamaindex_1thread")
         if diag:  # same quality as P1 (same index and retriever); only the latency differs
             x, y = diag["p50_ms"], 100 * s["llamaindex"][key]
@@ -463,16 +472,19 @@ def plot(results: dict, path: Path, subtitle: str) -> None:
             xs.append(x)
         ax.set_xscale("log")
         ax.set_xlim(min(xs) / 2, max(xs) * 2.5)
-        ys = [100 * s[k][key] for k in SYSTEMS]
+        ys = [100 * s[k][key] for k in SYSTEMS] + ([100 * passages] if passages is not None else [])
         ax.set_ylim(max(0, min(ys) - 10), min(103, max(ys) + 6))
         ax.set_xlabel("retrieval latency p50, ms (warm, log scale)")
         ax.set_ylabel(f"{key} (%)")
         ax.set_title(f"{title}\n{results[name]['questions']} questions, {results[name]['documents']} documents", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
+    legend: dict = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(3, len(legend)), fontsize=9, frameon=False)
     fig.suptitle(f"Quality vs latency (up and to the left is better) - {subtitle}", fontsize=11)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
