@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.types import Chunk
+from bot.retrieval import parse_spans
+from bot.types import Chunk, Sentence
 
 if TYPE_CHECKING:
     from index.lexical import LexicalIndex
@@ -25,13 +26,29 @@ GAP = " … "  # between non-adjacent parts of one article
 
 def stitch(parts: Sequence[StoredChunk]) -> str:
     """The text of consecutive chunks of one article, their overlaps removed (parts sorted by position)."""
-    text, end = parts[0].text, parts[0].end
-    for part in parts[1:]:
-        if part.start > end:
-            text += "\n\n" if part.start - end > 1 else " "  # the whitespace the splitter trimmed
-        text += part.text[max(0, end - part.start) :]
-        end = max(end, part.end)
-    return text
+    return stitch_with_sentences(parts)[0]
+
+
+def stitch_with_sentences(parts: Sequence[StoredChunk]) -> tuple[str, list[Sentence], list[tuple[int, str]]]:
+    """Like stitch, plus the parts' sentence spans moved into the stitched text, and where each part starts.
+
+    A sentence that starts inside the overlap with the previous part was already taken from it.
+    """
+    text, end = "", 0
+    spans: list[Sentence] = []
+    starts: list[tuple[int, str]] = []
+    for i, part in enumerate(parts):
+        cut = 0
+        if i:
+            if part.start > end:
+                text += "\n\n" if part.start - end > 1 else " "  # the whitespace the splitter trimmed
+            cut = max(0, end - part.start)
+        base = len(text) - cut
+        starts.append((len(text), part.id))
+        spans += [Sentence(base + sp.start, base + sp.end) for sp in parse_spans(part.sentences) if sp.start >= cut]
+        text += part.text[cut:]
+        end = part.end if not i else max(end, part.end)
+    return text, spans, starts
 
 
 def article_passages(
@@ -96,11 +113,19 @@ def article_passages(
                 runs[-1].append(part)
             else:
                 runs.append([part])
+        text, sentences, starts = "", [], []
+        for run in runs:
+            if text:
+                text += GAP
+            part_text, part_sentences, part_starts = stitch_with_sentences(run)
+            sentences += [Sentence(len(text) + sp.start, len(text) + sp.end) for sp in part_sentences]
+            starts += [(len(text) + at, chunk_id) for at, chunk_id in part_starts]
+            text += part_text
         best = hits[doc_id][0]
         out.append(
             Chunk(
-                id=best.id, doc_id=doc_id, title=best.title, date=best.date, score=best.score,
-                text=GAP.join(stitch(run) for run in runs), start=chosen[0].start, end=chosen[-1].end,
+                id=best.id, doc_id=doc_id, title=best.title, date=best.date, score=best.score, text=text,
+                start=chosen[0].start, end=chosen[-1].end, sentences=tuple(sentences), parts=tuple(starts),
             )
         )
     return out

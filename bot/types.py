@@ -48,6 +48,17 @@ class Chunk:
     start: int = 0
     end: int = 0
     sentences: tuple[Sentence, ...] = ()
+    # For an article passage (bot.passages): (offset in text, chunk id) where each stitched chunk starts.
+    parts: tuple[tuple[int, str], ...] = ()
+
+    def chunk_id_at(self, offset: int) -> str:
+        """The id of the stored chunk holding text[offset] (this chunk's own id unless it is a passage)."""
+        found = self.id
+        for start, chunk_id in self.parts:
+            if start > offset:
+                break
+            found = chunk_id
+        return found
 
     def sentence_texts(self) -> list[str]:
         """The chunk's sentences as strings (the whole text when spans are unknown)."""

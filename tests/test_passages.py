@@ -93,3 +93,29 @@ def test_lexical_fill_prefers_the_chunk_sharing_the_question_words_over_a_neighb
     assert filled.text == hit.text + GAP + parts[far].text
     plain = article_passages(lexical, question, [chunk], 1, len(hit.text) + len(parts[1].text), lexical_fill=False)[0]
     assert plain.text == stitch([hit, parts[1]])
+
+
+def test_passage_sentences_are_sentences_of_the_chunk_they_are_attributed_to(seed_pipeline):
+    lexical = seed_pipeline.lexical
+    ranked = _ranked(seed_pipeline)
+    passages = article_passages(lexical, QUESTION, ranked, max_articles=5, max_chars=4000)
+    assert any(len(p.parts) > 1 for p in passages)
+    for p in passages:
+        assert p.sentences
+        for span in p.sentences:
+            sentence = p.text[span.start : span.end]
+            source = lexical.by_ids([p.chunk_id_at(span.start)])[p.chunk_id_at(span.start)]
+            assert source.doc_id == p.doc_id
+            assert sentence in source.text, (p.id, sentence[:60])
+        # Every word of the passage outside the gaps belongs to some sentence or to the chunk joins.
+        covered = sum(span.end - span.start for span in p.sentences)
+        assert covered > 0.8 * len(p.text)
+
+
+def test_chunk_id_at_maps_offsets_to_parts():
+    from bot.types import Chunk
+
+    c = Chunk(id="a#2", doc_id="a", title="t", date=None, text="x" * 30, score=1.0, parts=((0, "a#1"), (10, "a#2"), (20, "a#5")))
+    assert [c.chunk_id_at(i) for i in (0, 9, 10, 19, 20, 29)] == ["a#1", "a#1", "a#2", "a#2", "a#5", "a#5"]
+    plain = Chunk(id="b#0", doc_id="b", title="t", date=None, text="y", score=1.0)
+    assert plain.chunk_id_at(0) == "b#0"

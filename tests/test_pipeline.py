@@ -219,8 +219,9 @@ def test_llm_mode_answers_with_validated_citations(llm_env):
     assert "citation" in (a.note or "")
     assert [c.n for c in a.citations] == [1]
     cited = a.citations[0]
-    assert cited.chunk_id == a.retrieved[0].id
+    assert cited.doc_id == a.retrieved[0].doc_id and cited.chunk_id.startswith(cited.doc_id + "#")
     assert cited.quote in a.retrieved[0].text
+    assert cited.quote in pipeline.lexical.by_ids([cited.chunk_id])[cited.chunk_id].text
     assert a.latency_ms > 0
     assert len(srv.requests) == n + 1  # no condense without a conversation
     assert srv.requests[-1]["messages"][-1]["content"] == CEO
@@ -242,6 +243,11 @@ def test_llm_reads_one_passage_per_article(llm_env):
         best = pipeline.lexical.by_ids([passage.id])[passage.id]
         assert best.text in passage.text
     assert max(len(p.text) for p in a.retrieved) > max(len(pipeline.lexical.by_ids([p.id])[p.id].text) for p in a.retrieved)
+    # The quote is one sentence of the passage, attributed to the stored chunk that holds it.
+    cited = a.citations[0]
+    assert cited.quote in [t.strip() for t in a.retrieved[0].sentence_texts()]
+    assert "Wang Lei" in cited.quote
+    assert cited.quote in pipeline.lexical.by_ids([cited.chunk_id])[cited.chunk_id].text
 
 
 def test_llm_reads_the_top_k_chunks_when_passages_are_off(seed_settings):

@@ -86,26 +86,28 @@ def _words(text: str) -> set[str]:
 
 
 def _citation(n: int, chunk: Chunk, answer_sentences: list[str]) -> Citation:
+    quote, offset = _best_quote(chunk, answer_sentences)
     return Citation(
         n=n,
         doc_id=chunk.doc_id,
         title=chunk.title,
         date=chunk.date,
-        quote=_best_quote(chunk, answer_sentences),
-        chunk_id=chunk.id,
+        quote=quote,
+        chunk_id=chunk.chunk_id_at(offset),  # for an article passage: the chunk the quote comes from
         score=chunk.score,
     )
 
 
-def _best_quote(chunk: Chunk, answer_sentences: list[str]) -> str:
-    """The chunk sentence sharing the most words with a citing answer sentence (else the first)."""
-    candidates = [s.strip() for s in chunk.sentence_texts()]
-    candidates = [s for s in candidates if s] or [chunk.text.strip()]
+def _best_quote(chunk: Chunk, answer_sentences: list[str]) -> tuple[str, int]:
+    """The chunk sentence sharing the most words with a citing answer sentence (else the first), and its offset."""
+    spans = [(s.start, s.end) for s in chunk.sentences] or [(0, len(chunk.text))]
+    candidates = [(chunk.text[a:b].strip(), a) for a, b in spans]
+    candidates = [c for c in candidates if c[0]] or [(chunk.text.strip(), 0)]
     claims = [_words(s) for s in answer_sentences]
     best, best_score = candidates[0], 0
-    for sentence in candidates:
+    for sentence, offset in candidates:
         words = _words(sentence)
         score = max((len(words & claim) for claim in claims), default=0)
         if score > best_score:  # strict: ties keep the earlier sentence
-            best, best_score = sentence, score
+            best, best_score = (sentence, offset), score
     return best
