@@ -25,7 +25,7 @@ GAP = " … "  # between non-adjacent parts of one article
 
 
 def stitch(parts: Sequence[StoredChunk]) -> str:
-    """The text of consecutive chunks of one article, their overlaps removed (parts sorted by position)."""
+    """The text of chunks of one article (sorted by position): overlaps removed, GAP between non-adjacent ones."""
     return stitch_with_sentences(parts)[0]
 
 
@@ -39,7 +39,9 @@ def stitch_with_sentences(parts: Sequence[StoredChunk]) -> tuple[str, list[Sente
     starts: list[tuple[int, str]] = []
     for i, part in enumerate(parts):
         cut = 0
-        if i:
+        if i and part.position != parts[i - 1].position + 1:
+            text += GAP
+        elif i:
             if part.start > end:
                 text += "\n\n" if part.start - end > 1 else " "  # the whitespace the splitter trimmed
             cut = max(0, end - part.start)
@@ -47,7 +49,7 @@ def stitch_with_sentences(parts: Sequence[StoredChunk]) -> tuple[str, list[Sente
         starts.append((len(text), part.id))
         spans += [Sentence(base + sp.start, base + sp.end) for sp in parse_spans(part.sentences) if sp.start >= cut]
         text += part.text[cut:]
-        end = part.end if not i else max(end, part.end)
+        end = max(end, part.end)
     return text, spans, starts
 
 
@@ -65,8 +67,9 @@ def article_passages(
     An article's passage takes its retrieved chunks in rank order, then its other chunks in BM25
     order for the question (unless lexical_fill is False), then any chunk `window` positions from a
     retrieved one, while the passage stays within max_chars (its best chunk always fits); the parts
-    are put back in article order. The passage keeps the id and score of the article's best chunk,
-    so a citation still points at it.
+    are put back in article order. The passage keeps the id and score of the article's best chunk and
+    records which chunk each part of its text came from (Chunk.parts), so a citation names the chunk it
+    quotes.
     """
     order: list[str] = []
     hits: dict[str, list[Chunk]] = {}
@@ -107,20 +110,7 @@ def article_passages(
             chosen.append(part)
             total += len(part.text)
         chosen.sort(key=lambda s: s.position)
-        runs: list[list[StoredChunk]] = []
-        for part in chosen:
-            if runs and part.position == runs[-1][-1].position + 1:
-                runs[-1].append(part)
-            else:
-                runs.append([part])
-        text, sentences, starts = "", [], []
-        for run in runs:
-            if text:
-                text += GAP
-            part_text, part_sentences, part_starts = stitch_with_sentences(run)
-            sentences += [Sentence(len(text) + sp.start, len(text) + sp.end) for sp in part_sentences]
-            starts += [(len(text) + at, chunk_id) for at, chunk_id in part_starts]
-            text += part_text
+        text, sentences, starts = stitch_with_sentences(chosen)
         best = hits[doc_id][0]
         out.append(
             Chunk(
