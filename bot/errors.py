@@ -13,6 +13,7 @@ __all__ = [
     "CorpusMissing",
     "IndexMissing",
     "LLMUnavailable",
+    "ReaderUnavailable",
     "StoreUnavailable",
 ]
 
@@ -27,3 +28,7 @@ class LLMUnavailable(QAError):
 
 class BadQuestionSet(QAError):
     """A question-set file has a malformed line."""
+
+
+class ReaderUnavailable(QAError):
+    """The configured reader model cannot be loaded."""

@@ -1,0 +1,182 @@
+"""Build the reader's training data from ../shared/data: one JSONL file per split.
+
+Sources (and only these; the sets the bot is measured on are never read here):
+- SQuAD v1.1 dev, split by Wikipedia article into train / validation / test (34 / 7 / 7 articles).
+- RealTime QA quiz questions from 2020-2024 (`backnumber/` and `past/2022..2024`) whose gold choice occurs
+  in their `evidence` text: news-domain examples, split by quiz date (70 / 15 / 15).
+  RealTime QA 2025-2026, `newsqa-dev`, `seeds/` and `eval/questions.jsonl` are measurement sets: never used.
+
+Each line: {id, source, split, question, context, answer_start, answer_text, answerable, group}.
+Negatives (answerable false) teach the no-answer head: the question with a passage on the same subject
+that lacks the answer (another paragraph of the same article; the same passage with the answer's
+sentence removed; another news quiz's evidence from the same week).
+
+Usage: python -m train.prepare [--data ../shared/data] [--out train/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import html
+import json
+import random
+import re
+from pathlib import Path
+
+SPLITS = ("train", "val", "test")
+_SENT = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”’']))\s+(?=[\"“‘A-Z0-9])")
+_TAG = re.compile(r"<[^>]+>")
+_WS = re.compile(r"\s+")
+
+
+def split_of(key: str, fractions=(0.70, 0.15, 0.15)) -> str:
+    """A stable train/val/test assignment from a key's hash (so a split never moves between runs)."""
+    x = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if x < fractions[0]:
+        return "train"
+    return "val" if x < fractions[0] + fractions[1] else "test"
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of text (a plain regex split; good enough to drop one)."""
+    spans, start = [], 0
+    for m in _SENT.finditer(text):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(text)))
+    return [(a, b) for a, b in spans if text[a:b].strip()]
+
+
+def contains_any(text: str, answers: list[str]) -> bool:
+    """True when any answer string occurs in text (case-insensitive)."""
+    low = text.lower()
+    return any(a.lower() in low for a in answers if a)
+
+
+def without_answer_sentences(context: str, answers: list[str]) -> str | None:
+    """The context with every sentence holding an answer removed, or None if too little is left."""
+    kept = [context[a:b] for a, b in sentences(context) if not contains_any(context[a:b], answers)]
+    rest = " ".join(s.strip() for s in kept)
+    if len(rest.split()) < 25 or contains_any(rest, answers):
+        return None
+    return rest
+
+
+def squad_examples(path: Path, rng: random.Random) -> list[dict]:
+    """SQuAD dev questions as (question, paragraph, span) plus same-article negatives, split by article."""
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    titles = sorted(a["title"] for a in data)
+    rng_split = random.Random(1234)
+    rng_split.shuffle(titles)
+    n = len(titles)
+    cut1, cut2 = round(n * 0.70), round(n * 0.85)
+    split = {t: ("train" if i < cut1 else "val" if i < cut2 else "test") for i, t in enumerate(titles)}
+    out = []
+    for art in data:
+        paras = [p["context"] for p in art["paragraphs"]]
+        for pi, para in enumerate(art["paragraphs"]):
+            ctx = para["context"]
+            for qa in para["qas"]:
+                answers = sorted({a["text"] for a in qa["answers"]})
+                first = qa["answers"][0]
+                base = {"source": "squad", "split": split[art["title"]], "question": qa["question"].strip(),
+                        "group": qa["id"], "title": art["title"], "answers": answers}
+                out.append({**base, "id": qa["id"], "context": ctx, "answer_start": first["answer_start"],
+                            "answer_text": first["text"], "answerable": True})
+                # Negative 1: another paragraph of the same article without any answer string.
+                others = [i for i in range(len(paras)) if i != pi and not contains_any(paras[i], answers)]
+                if others:
+                    j = rng.choice(others)
+                    out.append({**base, "id": f"{qa['id']}-para", "context": paras[j], "answer_start": -1,
+                                "answer_text": "", "answerable": False})
+                # Negative 2: the gold paragraph with the answer's sentences removed (same topic, no answer).
+                if rng.random() < 0.5:
+                    rest = without_answer_sentences(ctx, answers)
+                    if rest:
+                        out.append({**base, "id": f"{qa['id']}-cut", "context": rest, "answer_start": -1,
+                                    "answer_text": "", "answerable": False})
+    return out
+
+
+def clean_evidence(raw: str) -> str:
+    """Plain text of a quiz answer's HTML evidence."""
+    return _WS.sub(" ", html.unescape(_TAG.sub(" ", raw))).strip()
+
+
+def _find(text: str, answer: str) -> int:
+    """Offset of answer in text: exact first, then case-insensitive; -1 when absent."""
+    i = text.find(answer)
+    return i if i >= 0 else text.lower().find(answer.lower())
+
+
+def realtimeqa_examples(root: Path, rng: random.Random) -> list[dict]:
+    """RealTime QA 2020-2024 questions whose gold choice occurs in their evidence, plus negatives."""
+    files = sorted(glob.glob(str(root / "backnumber" / "*" / "*_qa.jsonl")))
+    files += sorted(f for y in ("2022", "2023", "2024") for f in glob.glob(str(root / "past" / y / "*_qa.jsonl")))
+    by_file: dict[str, list[dict]] = {}
+    for f in files:
+        rows = []
+        for line in Path(f).read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            d = json.loads(line)
+            if not d.get("evidence") or not d.get("answer"):
+                continue
+            try:
+                gold = d["choices"][int(d["answer"][0])].strip()
+            except (ValueError, IndexError):
+                continue
+            ctx = clean_evidence(d["evidence"])
+            start = _find(ctx, gold) if gold else -1
+            if start < 0 or len(ctx.split()) < 8:
+                continue
+            rows.append({"qid": d["question_id"], "question": _WS.sub(" ", d["question_sentence"]).strip(),
+                         "context": ctx, "start": start, "gold": ctx[start : start + len(gold)]})
+        by_file[f] = rows
+    out = []
+    for f, rows in by_file.items():
+        split = split_of(Path(f).name)  # by quiz date: one week's questions share their stories
+        for r in rows:
+            base = {"source": "realtimeqa", "split": split, "question": r["question"], "group": r["qid"],
+                    "title": "", "answers": [r["gold"]]}
+            out.append({**base, "id": r["qid"], "context": r["context"], "answer_start": r["start"],
+                        "answer_text": r["gold"], "answerable": True})
+            rest = without_answer_sentences(r["context"], [r["gold"]])
+            if rest:
+                out.append({**base, "id": f"{r['qid']}-cut", "context": rest, "answer_start": -1,
+                            "answer_text": "", "answerable": False})
+            others = [o for o in rows if o is not r and not contains_any(o["context"], [r["gold"]])]
+            if others and rng.random() < 0.5:
+                o = rng.choice(others)
+                out.append({**base, "id": f"{r['qid']}-week", "context": o["context"], "answer_start": -1,
+                            "answer_text": "", "answerable": False})
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write train/val/test JSONL files and print their counts."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "data")
+    ap.add_argument("--seed", type=int, default=13)
+    args = ap.parse_args(argv)
+    rng = random.Random(args.seed)
+    rows = squad_examples(args.data / "squad-v1.1" / "dev-v1.1.json", rng)
+    rows += realtimeqa_examples(args.data / "realtimeqa", rng)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        part = [r for r in rows if r["split"] == split]
+        with open(args.out / f"{split}.jsonl", "w", encoding="utf-8") as fh:
+            for r in part:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        counts = {}
+        for r in part:
+            key = f"{r['source']}/{'pos' if r['answerable'] else 'neg'}"
+            counts[key] = counts.get(key, 0) + 1
+        print(split, len(part), json.dumps(counts, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
