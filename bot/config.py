@@ -56,6 +56,18 @@ class Settings(BaseSettings):
         4000, ge=0, description="characters of each article passage given to an LLM (0 = the ranked chunks alone)"
     )
     max_question_chars: int = 4000
+    offline_answerer: Literal["reader", "heuristic"] = Field(
+        "reader", description="offline answers: the trained span reader, or the heuristic sentence scorer"
+    )
+    reader_model: str | None = Field(
+        None, description="a reader model folder (ONNX or Hugging Face) or a cached Hugging Face id; default: the shipped one"
+    )
+    reader_threshold: float | None = Field(
+        None, description="abstain below this span-vs-no-answer margin; default: the model's calibrated value"
+    )
+    reader_chunks: int | None = Field(
+        None, gt=0, le=50, description="retrieved chunks the reader reads; default: the model's calibrated depth"
+    )
     abstain_threshold: float = Field(
         0.348, description="minimum evidence score of the offline answerer; calibrated by bench/calibrate.py"
     )

@@ -81,6 +81,23 @@ def release_free_memory() -> None:
         pass
 
 
+def load_reader(settings: Settings):
+    """The trained reader answerer the settings ask for, or None for the heuristic answerer.
+
+    The shipped model is optional at run time (a checkout without it still answers, heuristically);
+    a model the user named explicitly must load, or the error says why.
+    """
+    if settings.offline_answerer != "reader":
+        return None
+    from bot.answer.reader import ReaderAnswerer
+    from bot.answer.span_reader import SHIPPED_MODEL, SpanReader
+
+    if settings.reader_model is None and not (SHIPPED_MODEL / "model.onnx").exists():
+        return None
+    reader = SpanReader(settings.reader_model, settings.model_cache_dir)
+    return ReaderAnswerer(reader, threshold=settings.reader_threshold, max_chunks=settings.reader_chunks)
+
+
 class Pipeline:
     """Retrieve, then answer (LLM when configured, else extractive), with conversation context."""
 
@@ -96,6 +113,7 @@ class Pipeline:
         rerank_weight: float = 1.0,
         llm_sources: int = 5,
         passage_chars: int = 0,
+        reader=None,
     ):
         self.retriever = retriever
         self.extractive = extractive
@@ -107,6 +125,9 @@ class Pipeline:
         self.rerank_weight = rerank_weight
         self.llm_sources = llm_sources
         self.passage_chars = passage_chars
+        # The offline answer: the trained reader when one is loaded, else the heuristic sentence scorer.
+        self.reader = reader
+        self.offline = reader or extractive
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
@@ -120,12 +141,14 @@ class Pipeline:
         # importing and opening Chroma on the other core: ~0.25 s off every cold start.
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(1) as pool:
+        with ThreadPoolExecutor(2) as pool:
             pending = pool.submit(MiniLMEncoder, settings.model_cache_dir)
+            pending_reader = pool.submit(load_reader, settings)
             store = ChromaStore.open(
                 settings.data_dir, settings.collection, MiniLMEncoder.name, settings.chroma_host, settings.chroma_port
             )
             encoder = pending.result()
+            reader = pending_reader.result()
         folder = lexical_folder(settings.data_dir, settings.collection, settings.chroma_host, settings.chroma_port)
         lexical = LexicalIndex.open(folder)
         if lexical is None:
@@ -137,21 +160,24 @@ class Pipeline:
             sentence_weight=settings.sentence_weight,
         )
         extractive = ExtractiveAnswerer(encoder, lexical, sentence_vectors, threshold=settings.abstain_threshold)
+        offline = reader or extractive
         llm = None
         if settings.llm_enabled:
             from bot.answer.llm import LLMAnswerer
 
-            llm = LLMAnswerer.from_settings(settings, fallback=extractive)
+            llm = LLMAnswerer.from_settings(settings, fallback=offline)
+        offline_name = (f"offline reader ({reader.reader.name})" if reader
+                        else "offline extractive (all-MiniLM-L6-v2 + BM25)")
         info = {
-            "answerer": "llm" if llm else "extractive",
-            "model": settings.llm_model if llm else "offline extractive (all-MiniLM-L6-v2 + BM25)",
+            "answerer": "llm" if llm else offline.mode,
+            "model": settings.llm_model if llm else offline_name,
             "index": f"{settings.collection}: {lexical.meta.n_docs} documents, {lexical.meta.n_chunks} chunks",
             "backend": settings.backend,
         }
         release_free_memory()
         return cls(retriever, extractive, llm, settings.top_k, settings.max_question_chars, info,
                    rerank_depth=settings.rerank_depth, rerank_weight=settings.rerank_weight,
-                   llm_sources=settings.llm_sources, passage_chars=settings.passage_chars)
+                   llm_sources=settings.llm_sources, passage_chars=settings.passage_chars, reader=reader)
 
     @property
     def lexical(self) -> LexicalIndex | None:
@@ -160,8 +186,8 @@ class Pipeline:
 
     @property
     def mode(self) -> str:
-        """"llm" or "extractive"."""
-        return "llm" if self.llm else "extractive"
+        """"llm", "reader" or "extractive" (the heuristic offline answerer)."""
+        return "llm" if self.llm else self.offline.mode
 
     # --- steps ------------------------------------------------------------------
     def check(self, question: Question | str) -> Question:
@@ -256,7 +282,7 @@ class Pipeline:
         if self.llm:
             answer = self.llm.answer(standalone, chunks, sources)
         else:
-            answer = self.extractive.answer(standalone, chunks, vector)
+            answer = self.offline.answer(standalone, chunks, vector)
         return self._finish(answer, q, standalone, t0)
 
     def stream(self, question: Question | str, conversation: Conversation | None = None) -> Iterator[Delta | Answer]:

@@ -93,6 +93,8 @@ class Answer:
     latency_ms: float = 0.0
     retrieved: tuple[Chunk, ...] = ()
     standalone_question: str | None = None
+    # The short answer inside the text, when the answerer found one (the trained reader's span).
+    span: str | None = None
 
     def with_latency(self, ms: float) -> Answer:
         """A copy carrying the measured latency."""
@@ -123,6 +125,7 @@ class Answer:
             ],
             "latency_ms": round(self.latency_ms, 1),
             "note": self.note,
+            **({"span": self.span} if self.span else {}),
         }
 
 

@@ -42,7 +42,7 @@ from eval.metrics import contains
 from eval.questions import EvalQuestion, write_questions
 
 SOURCE_ENV = "QA_SHARED_DATA_DIR"
-DATASETS = ("realtimeqa-2026", "realtimeqa-2025", "squad")
+DATASETS = ("newsqa-dev", "realtimeqa-2026", "realtimeqa-2025", "squad", "squad-val", "squad-test")
 _RTQA = re.compile(r"^realtimeqa-(\d{4})$")
 
 
@@ -90,6 +90,10 @@ def prepare(name: str, data_dir: Path, source_dir: Path | None = None, limit: in
         return realtimeqa(int(m.group(1)), Path(data_dir), source, limit)
     if name == "squad":
         return squad(Path(data_dir), source, limit)
+    if name in ("squad-val", "squad-test"):
+        return squad(Path(data_dir), source, limit, split=name.split("-")[1])
+    if name == "newsqa-dev":
+        return newsqa_dev(Path(data_dir), source, limit)
     raise QAError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
 
 
@@ -219,8 +223,43 @@ def _safe(title: str) -> str:
     return re.sub(r"[^\w().,-]+", "_", title).strip("._") or "untitled"
 
 
-def squad(data_dir: Path, source: Path, limit: int | None = None) -> Dataset:
-    """SQuAD v1.1 dev: paragraphs as documents, each question's paragraph as its gold document."""
+def squad_splits(titles: list[str]) -> dict[str, str]:
+    """SQuAD article title -> "train" / "val" / "test" (34 / 7 / 7 of the 48 dev articles).
+
+    The reader is trained on "train", its settings chosen on "val"; "test" is for reporting only.
+    """
+    import random
+
+    order = sorted(titles)
+    random.Random(1234).shuffle(order)
+    cut1, cut2 = round(len(order) * 0.70), round(len(order) * 0.85)
+    return {t: ("train" if i < cut1 else "val" if i < cut2 else "test") for i, t in enumerate(order)}
+
+
+def newsqa_dev(data_dir: Path, source: Path, limit: int | None = None) -> Dataset:
+    """newsqa-dev: 60 news articles (15 answer sources, 45 distractors) and 75 questions with `must` groups."""
+    from eval.questions import load_questions
+
+    folder = source / "newsqa-dev"
+    if not (folder / "questions.jsonl").is_file():
+        raise QAError(f"no newsqa-dev set at {folder} (set --source-dir or {SOURCE_ENV})")
+    questions, _ = load_questions(folder / "questions.jsonl")
+    if limit:
+        questions = questions[:limit]
+    docs = {}
+    for path in sorted((folder / "articles").glob("*.txt")):
+        docs[path.name] = path.read_text(encoding="utf-8")
+    root = data_dir / "datasets" / "newsqa_dev"
+    _write_corpus(root / "corpus", docs)
+    write_questions(root / "questions.jsonl", questions)
+    return Dataset("newsqa-dev", "newsqa_dev", root, questions, len(docs))
+
+
+def squad(data_dir: Path, source: Path, limit: int | None = None, split: str | None = None) -> Dataset:
+    """SQuAD v1.1 dev: paragraphs as documents, each question's paragraph as its gold document.
+
+    With `split` ("val" or "test"), only the articles of that split of `squad_splits`.
+    """
     path = source / "squad-v1.1" / "dev-v1.1.json"
     if not path.is_file():
         raise QAError(f"no SQuAD file at {path} (set --source-dir or {SOURCE_ENV})")
@@ -234,8 +273,11 @@ def squad(data_dir: Path, source: Path, limit: int | None = None) -> Dataset:
 
     paragraphs: list[tuple[str, str, list[EvalQuestion]]] = []  # (doc id, content, questions)
     try:
+        splits = squad_splits([str(a["title"]) for a in articles]) if split else {}
         for article in articles:
             title = str(article["title"])
+            if split and splits[title] != split:
+                continue
             for i, para in enumerate(article["paragraphs"]):
                 doc_id = f"squad/{_safe(title)}_{i}.txt"
                 qs = [
@@ -269,8 +311,9 @@ def squad(data_dir: Path, source: Path, limit: int | None = None) -> Dataset:
         questions = [q for p in paragraphs for q in p[2]]
         keep = list(range(len(paragraphs)))
     docs = {paragraphs[i][0]: paragraphs[i][1] for i in keep}
-    collection = _collection("squad", limit)
+    name = f"squad-{split}" if split else "squad"
+    collection = _collection(name.replace("-", "_"), limit)
     root = data_dir / "datasets" / collection
     _write_corpus(root / "corpus", docs)
     write_questions(root / "questions.jsonl", questions)
-    return Dataset("squad", collection, root, questions, len(docs))
+    return Dataset(name, collection, root, questions, len(docs))

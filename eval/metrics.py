@@ -57,6 +57,12 @@ def contains(text: str, answers: Iterable[str]) -> bool:
     return any((needle := normalize(a)) and f" {needle} " in haystack for a in answers)
 
 
+def holds_all(text: str, must: Sequence[Sequence[str]]) -> bool:
+    """True when text contains a string of every group (case-insensitive substrings, as newsqa-dev scores)."""
+    low = (text or "").lower()
+    return all(any(s.lower() in low for s in group) for group in must)
+
+
 def token_f1(prediction: str, answers: Iterable[str]) -> float:
     """SQuAD token F1 of the prediction against the best-matching acceptable answer (0 if none)."""
     pred = normalize(prediction).split()
@@ -149,36 +155,67 @@ def question_metrics(
     retrieved_docs: Sequence[str],
     retrieved_texts: Sequence[str],
     ks: Sequence[int] = KS,
+    must: Sequence[Sequence[str]] = (),
+    span: str | None = None,
 ) -> dict[str, Any]:
     """Every deterministic metric of one answered question (None where it does not apply).
 
     `passed` is the question's outcome: for answerable questions, a correct answer; for
-    unanswerable ones, an abstention.
+    unanswerable ones, an abstention. With `must` groups, correct means every group holds.
     """
     text = strip_markers(answer_text)
-    graded = answerable and bool(answers)
+    graded = answerable and bool(answers or must)
     gold = gold_docs if answerable else ()
-    correct = (not abstained and contains(text, answers)) if graded else None
+    if must:
+        correct = (not abstained and holds_all(text, must)) if graded else None
+    else:
+        correct = (not abstained and contains(text, answers)) if graded else None
     m: dict[str, Any] = {
         "correctness": correct,
-        "f1": (0.0 if abstained else round(token_f1(text, answers), 4)) if graded else None,
+        "f1": (0.0 if abstained else round(token_f1(text, answers), 4)) if graded and answers else None,
     }
     for k in ks:
         m[f"hit@{k}"] = hit_at_k(retrieved_docs, gold, k)
     rr = reciprocal_rank(retrieved_docs, gold)
     m["mrr"] = round(rr, 4) if rr is not None else None
-    m["context_recall"] = context_recall(retrieved_texts, answers) if graded else None
+    if must:
+        m["context_recall"] = any(holds_all(t, must) for t in retrieved_texts) if graded else None
+    else:
+        m["context_recall"] = context_recall(retrieved_texts, answers) if graded else None
+    m["answered"] = (not abstained) if answerable else None
+    # Span metrics (SQuAD EM / F1): the answerer's short answer when it has one, else its whole text.
+    short = strip_markers(span) if span else text
+    if graded and answers:
+        m["span_em"] = False if abstained else any(normalize(short) == normalize(a) for a in answers)
+        m["span_f1"] = 0.0 if abstained else round(token_f1(short, answers), 4)
+    else:
+        m["span_em"] = m["span_f1"] = None
     # An abstention's "closest sources" are offered for reading, not as support for a claim.
     cp = None if abstained else citation_precision(cited_docs, gold)
     m["citation_precision"] = round(cp, 4) if cp is not None else None
+    # Whether an answered question cites at least one gold article (newsqa-dev's "citations").
+    m["citation_hit"] = (bool(set(cited_docs) & set(gold))) if (gold and not abstained) else None
     m["answer_words"] = 0 if abstained else len(text.split())
     m["passed"] = correct if answerable else bool(abstained)
     return m
 
 
 # The per-question metrics averaged into the summary, in report order (rates in [0, 1]).
-RATE_METRICS = ("correctness", "f1", *(f"hit@{k}" for k in KS), "mrr", "context_recall", "citation_precision")
+RATE_METRICS = ("correctness", "f1", "span_em", "span_f1", *(f"hit@{k}" for k in KS), "mrr", "context_recall",
+                "citation_precision", "citation_hit")
 JUDGE_METRICS = ("faithfulness", "relevancy")
+
+
+def by_kind(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Pass rate per question `kind` (who, when, how-many, unanswerable, ...), when the set has kinds."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("kind"):
+            groups.setdefault(str(r["kind"]), []).append(r)
+    return {
+        kind: {"n": len(rs), "pass_rate": round(sum(bool(r["metrics"].get("passed")) for r in rs) / len(rs), 4)}
+        for kind, rs in sorted(groups.items())
+    }
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, float | None], dict[str, int]]:
@@ -197,6 +234,9 @@ def summarize(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, float | None], 
     precision, recall = abstention_scores([r["answerable"] for r in rows], [r["abstained"] for r in rows])
     metrics["abstention_precision"], counts["abstention_precision"] = precision, sum(r["abstained"] for r in rows)
     metrics["abstention_recall"], counts["abstention_recall"] = recall, sum(not r["answerable"] for r in rows)
+    answered, n_answerable = mean(m.get("answered") for m in per_q)
+    metrics["false_abstention"] = None if answered is None else 1.0 - answered
+    counts["false_abstention"] = n_answerable
     metrics["answer_words"], counts["answer_words"] = mean(m["answer_words"] for m in per_q if m["answer_words"])
     latencies = [r["latency_ms"] for r in rows]
     metrics["latency_p50_ms"] = percentile(latencies, 50)
@@ -214,5 +254,6 @@ def summarize(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, float | None], 
 
 
 # Every metric of a summary, in report order (also the names `--fail-under` accepts).
-SUMMARY_METRICS = ("pass_rate", *RATE_METRICS, "abstention_precision", "abstention_recall", "answer_words",
+SUMMARY_METRICS = ("pass_rate", *RATE_METRICS, "abstention_precision", "abstention_recall", "false_abstention",
+                   "answer_words",
                    "latency_p50_ms", "latency_p95_ms", *JUDGE_METRICS, "judge_failed")

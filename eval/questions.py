@@ -1,7 +1,8 @@
 """Question sets: JSONL or CSV files -> `EvalQuestion`s.
 
 Fields: `id`, `question` (required), `answers` (acceptable answers), `gold_docs` (document ids),
-`answerable` (default true). Any other field is kept in `extra` and copied into the results.
+`answerable` (default true), `must` (groups of strings: a right answer contains one string of every group,
+compared case-insensitively; when present it decides correctness instead of `answers`). Any other field is kept in `extra` and copied into the results.
 In CSV, `answers` and `gold_docs` are a JSON list (`["a", "b"]`) or `|`-separated text.
 A malformed line raises BadQuestionSet("file:line: reason"), or with skip_bad=True is returned
 as one of the problems and skipped.
@@ -17,7 +18,7 @@ from typing import Any
 
 from bot.errors import BadQuestionSet
 
-KNOWN = ("id", "question", "answers", "gold_docs", "answerable")
+KNOWN = ("id", "question", "answers", "gold_docs", "answerable", "must")
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f"}
 
@@ -32,6 +33,7 @@ class EvalQuestion:
     gold_docs: tuple[str, ...] = ()
     answerable: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    must: tuple[tuple[str, ...], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The question as a JSONL record (extra fields included)."""
@@ -41,6 +43,7 @@ class EvalQuestion:
             "answers": list(self.answers),
             "gold_docs": list(self.gold_docs),
             "answerable": self.answerable,
+            **({"must": [list(g) for g in self.must]} if self.must else {}),
             **self.extra,
         }
 
@@ -67,6 +70,26 @@ def _strings(value: Any, name: str, csv_cell: bool) -> tuple[str, ...]:
                                               for v in value):
         raise _Bad(f"`{name}` must be a list of strings")
     return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+def _groups(value: Any, csv_cell: bool) -> tuple[tuple[str, ...], ...]:
+    """`must`: a list of groups, each a list of strings (a bare string is a group of one)."""
+    if value is None or value == "" or value == []:
+        return ()
+    if csv_cell and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise _Bad(f"`must` is not a valid JSON list ({exc.msg})") from None
+    if not isinstance(value, list):
+        raise _Bad("`must` must be a list of groups of strings")
+    groups = []
+    for g in value:
+        group = _strings(g, "must", False)
+        if not group:
+            raise _Bad("`must` has an empty group")
+        groups.append(group)
+    return tuple(groups)
 
 
 def _bool(value: Any) -> bool:
@@ -98,6 +121,7 @@ def parse_record(record: Any, line: int, csv_cell: bool = False) -> EvalQuestion
         answers=_strings(record.get("answers"), "answers", csv_cell),
         gold_docs=_strings(record.get("gold_docs"), "gold_docs", csv_cell),
         answerable=_bool(record.get("answerable")),
+        must=_groups(record.get("must"), csv_cell),
         extra=extra,
     )
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from eval.judge import Judge
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USER_ERROR = 0, 1, 2
-_RESERVED = {"id", "question", "answers", "gold_docs", "answerable", "answer", "abstained", "mode", "citations",
+_RESERVED = {"id", "question", "answers", "gold_docs", "answerable", "must", "answer", "abstained", "mode", "citations",
              "retrieved", "metrics", "latency_ms", "note", "error", "standalone_question"}
 
 
@@ -45,6 +45,8 @@ def result_row(q: EvalQuestion, answer: Answer, judged: dict[str, Any] | None = 
         retrieved_docs=[c.doc_id for c in answer.retrieved],
         retrieved_texts=[c.text for c in answer.retrieved],
         ks=(1, 3, 5),
+        must=q.must,
+        span=answer.span,
     )
     if judged:
         metrics.update(judged)
@@ -54,6 +56,7 @@ def result_row(q: EvalQuestion, answer: Answer, judged: dict[str, Any] | None = 
         "answers": list(q.answers),
         "gold_docs": list(q.gold_docs),
         "answerable": q.answerable,
+        **({"must": [list(g) for g in q.must]} if q.must else {}),
         "answer": d["answer"],
         "abstained": d["abstained"],
         "mode": d["mode"],
@@ -115,8 +118,14 @@ def run_questions(pipeline: Pipeline, questions: Sequence[EvalQuestion], judge: 
 
 def summary_of(rows: list[dict[str, Any]], **run: Any) -> dict[str, Any]:
     """summary.json: run information, aggregate metrics and how many questions each is over."""
+    from eval.metrics import by_kind
+
     metrics, counts = summarize(rows)
-    return {"run": run, "metrics": metrics, "counts": counts}
+    summary = {"run": run, "metrics": metrics, "counts": counts}
+    kinds = by_kind(rows)
+    if kinds:
+        summary["by_kind"] = kinds
+    return summary
 
 
 # --- datasets ----------------------------------------------------------------------------

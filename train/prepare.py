@@ -66,13 +66,10 @@ def without_answer_sentences(context: str, answers: list[str]) -> str | None:
 
 def squad_examples(path: Path, rng: random.Random) -> list[dict]:
     """SQuAD dev questions as (question, paragraph, span) plus same-article negatives, split by article."""
+    from eval.datasets import squad_splits
+
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    titles = sorted(a["title"] for a in data)
-    rng_split = random.Random(1234)
-    rng_split.shuffle(titles)
-    n = len(titles)
-    cut1, cut2 = round(n * 0.70), round(n * 0.85)
-    split = {t: ("train" if i < cut1 else "val" if i < cut2 else "test") for i, t in enumerate(titles)}
+    split = squad_splits([a["title"] for a in data])
     out = []
     for art in data:
         paras = [p["context"] for p in art["paragraphs"]]

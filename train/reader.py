@@ -220,12 +220,19 @@ def export(args) -> None:
     from bot.answer.span_reader import export_onnx
     from index.embedding import model_dir
 
-    src = Path(args.export) / "final"
+    work = Path(args.export)
+    src = work / "final"
     target = Path(args.target)
     target.mkdir(parents=True, exist_ok=True)
-    work = Path(args.export)
     float_path = work / "model-float.onnx"
-    export_onnx(src, float_path)
+    model = None
+    if not src.exists():  # an unfinished run: export its last checkpoint (to look at it while it trains)
+        import torch
+        from transformers import AutoModelForQuestionAnswering
+
+        model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir()), attn_implementation="eager")
+        model.load_state_dict(torch.load(work / "checkpoint.pt", weights_only=False)["model"])
+    export_onnx(src, float_path, model=model)
     quantize_dynamic(str(float_path), str(work / "model-int8.onnx"), weight_type=QuantType.QInt8)
     shutil.copy(model_dir() / "tokenizer.json", target / "tokenizer.json")
     shutil.copy(work / ("model-int8.onnx" if args.precision == "int8" else "model-float.onnx"), target / "model.onnx")

@@ -117,14 +117,15 @@ class SpanReader:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        folder, onnx_file = resolve_model(model, cache_dir)
+        folder, tokenizer_file, onnx_file = resolve_model(model, cache_dir)
         self.folder = folder
         config = _read_json(folder / "reader.json")
         self.max_len = int(max_len or config.get("max_len", 256))
         self.stride = int(config.get("stride", 96))
         self.threshold = float(config.get("threshold", 0.0))
+        self.depth = int(config.get("depth", 6))
         self.name = config.get("name", str(model or folder))
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
         opts = ort.SessionOptions()
@@ -180,24 +181,37 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def resolve_model(model: str | Path | None, cache_dir: Path | None) -> tuple[Path, Path]:
-    """(folder with tokenizer.json, ONNX file) for the shipped model, an ONNX folder, or a Hugging Face model."""
+def resolve_model(model: str | Path | None, cache_dir: Path | None) -> tuple[Path, Path, Path]:
+    """(model folder, tokenizer.json, ONNX file) for the shipped model, an ONNX folder, or a Hugging Face model."""
     from bot.errors import ReaderUnavailable
 
     folder = Path(model) if model else SHIPPED_MODEL
     if folder.is_dir() and (folder / "model.onnx").exists() and (folder / "tokenizer.json").exists():
-        return folder, folder / "model.onnx"
+        return folder, folder / "tokenizer.json", folder / "model.onnx"
     if folder.is_dir() and (folder / "config.json").exists():
-        return folder, _export_hf(str(folder), cache_dir)
+        return folder, _tokenizer_json(folder, cache_dir), _export_hf(str(folder), cache_dir)
     if model and not folder.exists() and "/" in str(model):
         local = _hf_snapshot(str(model))
         if local is not None:
-            return local, _export_hf(str(local), cache_dir)
+            return local, _tokenizer_json(local, cache_dir), _export_hf(str(local), cache_dir)
         raise ReaderUnavailable(
             f"Reader model {model!r} is not on this machine: download it once (`huggingface-cli download {model}`) "
             "or set QA_READER_MODEL to a local folder."
         )
     raise ReaderUnavailable(f"No reader model at {folder}: set QA_READER_MODEL to a model folder, or unset it.")
+
+
+def _tokenizer_json(folder: Path, cache_dir: Path | None) -> Path:
+    """The folder's tokenizer.json, converted once from its slow-tokenizer files when it has none."""
+    if (folder / "tokenizer.json").exists():
+        return folder / "tokenizer.json"
+    target = Path(cache_dir or Path.home() / ".cache" / "qa-bot") / f"reader-{folder.name}-tokenizer.json"
+    if not target.exists():
+        from transformers import AutoTokenizer
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer.save(str(target))
+    return target
 
 
 def _hf_snapshot(model_id: str) -> Path | None:

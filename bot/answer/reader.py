@@ -1,0 +1,148 @@
+"""The offline default answerer: a trained extractive reader picks the answer span in the retrieved chunks.
+
+The answer shows the span inside its sentence (trimmed around the span, never through it) with its
+[n] citation; a second cited sentence only when the question asks for two things and the reader finds
+the second in another sentence. It abstains when "no answer" beats every span by more than the
+threshold calibrated on held-out data (train/calibrate.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.answer import ABSTAIN_TEXT
+from bot.answer.span_reader import Span, SpanReader
+from bot.types import Answer, Chunk, Citation
+
+MAX_WORDS = 40
+# "How many X and how many Y", "who won and by how much": two question words joined by "and",
+# or "and" followed by a second wh-phrase ("..., and out of how many?").
+_TWO_THINGS = re.compile(
+    r"\b(?:who|what|when|where|which|why|how)\b.*\b(?:and|as well as)\b(?:\s+\w+){0,3}\s+"
+    r"\b(?:who|what|when|where|which|why|how|whom|whose)\b",
+    re.I,
+)
+_FALLBACK_SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+[\"”’']?|$)")
+
+
+def asks_two_things(question: str) -> bool:
+    """True when the question joins two questions ("... and how many ...?")."""
+    return bool(_TWO_THINGS.search(question))
+
+
+@dataclass(frozen=True)
+class Found:
+    """A span the reader found, located in its chunk's sentence."""
+
+    chunk: Chunk
+    span: Span
+    sent_start: int
+    sent_end: int
+
+    @property
+    def sentence(self) -> str:
+        """The sentence(s) holding the span."""
+        return self.chunk.text[self.sent_start : self.sent_end].strip()
+
+
+def sentence_bounds(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
+    """Character range of the chunk's sentence(s) covering [start, end)."""
+    spans = [(s.start, s.end) for s in chunk.sentences] or [
+        (m.start(), m.end()) for m in _FALLBACK_SENTENCE.finditer(chunk.text)
+    ]
+    covering = [(a, b) for a, b in spans if a < end and b > start]
+    if not covering:
+        return start, end
+    return min(a for a, _ in covering), max(b for _, b in covering)
+
+
+def trim_around(text: str, start: int, end: int, max_words: int = MAX_WORDS) -> str:
+    """text cut to at most ~max_words words around text[start:end], never cutting into that span."""
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    if len(words) <= max_words:
+        return text.strip()
+    first = next((i for i, (a, b) in enumerate(words) if b > start), 0)
+    last = max((i for i, (a, b) in enumerate(words) if a < end), default=first)
+    room = max(0, max_words - (last - first + 1))
+    # Keep more context before the span than after: a news sentence names its subject first.
+    before = min(first, (2 * room) // 3)
+    after = min(len(words) - 1 - last, room - before)
+    before = min(first, room - after)
+    lo, hi = first - before, last + after
+    piece = text[words[lo][0] : words[hi][1]]
+    return f"{'… ' if lo > 0 else ''}{piece}{' …' if hi < len(words) - 1 else ''}"
+
+
+class ReaderAnswerer:
+    """Answers from the retrieved chunks with a trained span reader, or abstains."""
+
+    mode = "reader"
+
+    def __init__(self, reader: SpanReader, threshold: float | None = None, max_chunks: int | None = None,
+                 max_words: int = MAX_WORDS):
+        self.reader = reader
+        # Unset means the values calibrated for this model on validation data (its reader.json).
+        self.threshold = reader.threshold if threshold is None else threshold
+        self.max_chunks = reader.depth if max_chunks is None else max_chunks
+        self.max_words = max_words
+
+    def find(self, question: str, chunks: Sequence[Chunk]) -> list[Found]:
+        """Every chunk's best span, best margin first."""
+        chunks = list(chunks[: self.max_chunks])
+        spans = self.reader.read(question, [c.text for c in chunks])
+        found = []
+        for sp in spans:
+            chunk = chunks[sp.passage]
+            a, b = sentence_bounds(chunk, sp.start, sp.end)
+            found.append(Found(chunk, sp, a, b))
+        found.sort(key=lambda f: f.span.margin, reverse=True)
+        return found
+
+    def answer(self, question: str, chunks: Sequence[Chunk], vector=None) -> Answer:
+        """An Answer quoting the best span's sentence with [1], or an abstention listing the closest sources."""
+        found = self.find(question, chunks)
+        if not found or found[0].span.margin < self.threshold:
+            return self._abstain(question, chunks, found)
+        return self.compose(question, chunks, found)
+
+    def compose(self, question: str, chunks: Sequence[Chunk], found: list[Found]) -> Answer:
+        """The answer from the reader's findings (best first): the best span's sentence, trimmed, cited."""
+        picked = [found[0]]
+        if asks_two_things(question):
+            best = found[0]
+            for f in found[1:]:
+                other_sentence = (f.chunk.doc_id, f.chunk.start + f.sent_start) != (
+                    best.chunk.doc_id, best.chunk.start + best.sent_start)
+                if other_sentence and f.chunk.doc_id == best.chunk.doc_id and f.span.margin >= self.threshold:
+                    picked.append(f)
+                    break
+        budget = self.max_words if len(picked) == 1 else self.max_words // 2
+        citations, parts = [], []
+        for f in picked:
+            n = len(citations) + 1
+            citations.append(Citation(n, f.chunk.doc_id, f.chunk.title, f.chunk.date, f.sentence, f.chunk.id,
+                                      round(f.span.margin, 4)))
+            text = f.chunk.text[f.sent_start : f.sent_end]
+            lead = len(text) - len(text.lstrip())
+            s0, s1 = f.span.start - f.sent_start - lead, f.span.end - f.sent_start - lead
+            parts.append(f"{trim_around(text.strip(), s0, s1, budget)} [{n}]")
+        best = found[0]
+        return Answer(question=question, text=" ".join(parts), citations=tuple(citations), mode=self.mode,
+                      retrieved=tuple(chunks), span=best.chunk.text[best.span.start : best.span.end])
+
+    def _abstain(self, question: str, chunks: Sequence[Chunk], found: list[Found]) -> Answer:
+        """The abstention, with the closest sources (at most 3 articles) for the reader to check."""
+        citations: list[Citation] = []
+        docs: set[str] = set()
+        for f in found:
+            if f.chunk.doc_id in docs:
+                continue
+            docs.add(f.chunk.doc_id)
+            citations.append(Citation(len(citations) + 1, f.chunk.doc_id, f.chunk.title, f.chunk.date, f.sentence,
+                                      f.chunk.id, round(f.span.margin, 4)))
+            if len(citations) == 3:
+                break
+        return Answer(question=question, text=ABSTAIN_TEXT, citations=tuple(citations), abstained=True,
+                      mode=self.mode, retrieved=tuple(chunks))

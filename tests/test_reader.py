@@ -1,0 +1,126 @@
+"""The trained reader as the offline answerer, on the real seed index: behaviour, not exact wording."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.answer import ABSTAIN_TEXT
+from bot.answer.reader import MAX_WORDS, ReaderAnswerer, asks_two_things, sentence_bounds, trim_around
+from bot.types import Chunk, Sentence
+
+MARKER = re.compile(r"\[(\d+)\]")
+
+
+def _chunk(text: str, doc: str = "a.txt", i: int = 0) -> Chunk:
+    spans, start = [], 0
+    for m in re.finditer(r"(?<=[.!?])\s+", text):
+        spans.append(Sentence(start, m.start()))
+        start = m.end()
+    spans.append(Sentence(start, len(text)))
+    return Chunk(f"{doc}#{i}", doc, "A title", "2025-01-01", text, 1.0, sentences=tuple(spans))
+
+
+# --- pure helpers ---------------------------------------------------------------------
+def test_trim_around__short_text_is_kept_whole():
+    assert trim_around("A short sentence here.", 2, 7) == "A short sentence here."
+
+
+@pytest.mark.parametrize("where", [0, 25, 49])
+def test_trim_around__never_cuts_the_span_and_stays_near_the_limit(where):
+    words = [f"w{i}" for i in range(50)]
+    words[where] = "ANSWER"
+    text = " ".join(words)
+    start = text.index("ANSWER")
+    out = trim_around(text, start, start + 6, max_words=20)
+    assert "ANSWER" in out
+    assert len(out.replace("…", "").split()) <= 20
+
+
+def test_trim_around__a_span_longer_than_the_limit_is_shown_whole():
+    text = " ".join(f"w{i}" for i in range(60))
+    out = trim_around(text, 0, len(text), max_words=10)
+    assert out == text
+
+
+@pytest.mark.parametrize(
+    "question, two",
+    [
+        ("How many votes did she get, and out of how many?", True),
+        ("When and where was the agreement signed?", True),
+        ("Who won the race and by how much?", True),
+        ("Who is the CEO of ADASpace?", False),
+        ("What is the capital and largest city of Peru?", False),
+    ],
+)
+def test_asks_two_things(question, two):
+    assert asks_two_things(question) is two
+
+
+def test_sentence_bounds__covers_the_sentences_a_span_crosses():
+    c = _chunk("First one here. Second one there. Third one.")
+    a, b = sentence_bounds(c, c.text.index("here"), c.text.index("Second") + 3)
+    assert c.text[a:b] == "First one here. Second one there."
+
+
+# --- with the shipped model -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def answerer():
+    from bot.answer.span_reader import SpanReader
+
+    return ReaderAnswerer(SpanReader())
+
+
+def test_answer__quotes_the_span_in_its_sentence_with_a_citation(answerer):
+    chunks = [
+        _chunk("Heavy rain flooded roads in the north. Schools were closed on Monday.", "weather.txt"),
+        _chunk("The company was founded in 2015. Its chief executive, Wang Lei, spoke at the launch in Beijing.",
+               "company.txt"),
+    ]
+    a = answerer.answer("Who is the chief executive of the company?", chunks)
+    assert not a.abstained and a.mode == "reader"
+    assert a.span and a.span in a.text and "Wang Lei" in a.span
+    assert [int(n) for n in MARKER.findall(a.text)] == [1]
+    assert a.citations[0].doc_id == "company.txt" and a.span in a.citations[0].quote
+
+
+def test_answer__abstains_when_no_passage_answers(answerer):
+    chunks = [_chunk("Heavy rain flooded roads in the north. Schools were closed on Monday.", "weather.txt")]
+    a = answerer.answer("What was the final score of the cricket match in Mumbai?", chunks)
+    assert a.abstained and a.text == ABSTAIN_TEXT
+    assert a.citations and a.citations[0].doc_id == "weather.txt"  # the closest source, to read
+
+
+def test_answer__threshold_decides_between_answering_and_abstaining(answerer):
+    chunks = [_chunk("The bridge opened in 1932 after six years of work.", "bridge.txt")]
+    q = "When did the bridge open?"
+    found = answerer.find(q, chunks)
+    margin = found[0].span.margin
+    strict = ReaderAnswerer(answerer.reader, threshold=margin + 0.01)
+    lenient = ReaderAnswerer(answerer.reader, threshold=margin - 0.01)
+    assert strict.answer(q, chunks).abstained
+    assert not lenient.answer(q, chunks).abstained
+
+
+def test_answer__reads_only_max_chunks(answerer):
+    filler = _chunk("Nothing relevant is said in this passage about anything.", "filler.txt")
+    gold = _chunk("The treaty was signed by 42 countries in Vienna.", "treaty.txt")
+    shallow = ReaderAnswerer(answerer.reader, threshold=-100, max_chunks=1)
+    a = shallow.answer("How many countries signed the treaty?", [filler, gold])
+    assert all(c.doc_id == "filler.txt" for c in a.citations)
+
+
+def test_pipeline__reader_is_the_offline_default(seed_pipeline):
+    a = seed_pipeline.ask("Who is the CEO of ADASpace?")
+    assert seed_pipeline.mode == "reader" and a.mode == "reader"
+    assert "Wang Lei" in a.text and a.citations[0].doc_id.endswith(".txt")
+    assert len(a.text.split()) <= MAX_WORDS + 4
+
+
+def test_pipeline__heuristic_answerer_is_still_selectable(seed_settings):
+    from bot.pipeline import Pipeline
+
+    p = Pipeline.from_settings(seed_settings.model_copy(update={"offline_answerer": "heuristic"}))
+    assert p.mode == "extractive" and p.reader is None
+    assert not p.ask("Who is the CEO of ADASpace?").abstained
