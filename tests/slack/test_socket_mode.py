@@ -22,7 +22,7 @@ from bot.errors import QAError
 from tests.conftest import make_settings
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlackAPI
 from tests.fakes.slack_socket import FakeSocketMode
-from tests.slack.conftest import BOT_TOKEN, answers_in, block_texts, seed_titles, settle
+from tests.slack.conftest import BOT_TOKEN, Work, answers_in, block_texts, seed_titles
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,6 +45,10 @@ class SocketBot:
     handler: Any  # the SocketModeHandler run_bot created
     thread: threading.Thread
     errors: list[BaseException]
+
+    def idle(self, timeout: float = 15) -> int:
+        """Wait until the work started by every envelope acked so far is done; the number of listener tasks."""
+        return self.handler.work.wait(timeout)
 
     def mention(self, text: str, *, ts: str | None = None, user: str = "U1", channel: str = "C1",
                 **envelope: Any) -> tuple[str, dict]:
@@ -70,6 +74,7 @@ def start_socket_bot(seed_settings, tmp_path, monkeypatch):
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)
             self.stopped = threading.Event()
+            self.work = Work(self.app.qa_executor)  # before any envelope arrives
             handlers.append(self)
 
         def start(self) -> None:  # BaseSocketModeHandler.start: connect(), then Event().wait() forever
@@ -171,9 +176,8 @@ def test_app_mention_envelope_is_acked_and_answered_once_in_its_thread(socket_bo
     assert time.monotonic() - t0 < 3
     assert ack == {"envelope_id": envelope_id}
 
-    (call,) = api.wait_for("chat.postMessage", timeout=15)
-    settle(api)
-    assert len(api.calls_to("chat.postMessage")) == 1
+    socket_bot.idle()
+    (call,) = api.calls_to("chat.postMessage")
     assert_threaded_answer(call, "C1", ts)
     assert call["headers"]["Authorization"] == f"Bearer {BOT_TOKEN}"  # ...the bot token does the rest
     methods = [c["method"] for c in api.calls]
@@ -190,7 +194,7 @@ def test_redelivered_envelope_is_acked_but_not_answered_again(socket_bot):
     # Slack redelivers an event it thinks was not acked: same event_id, a new envelope, retry_attempt 1
     _, retry = socket_bot.mention(CEO, ts=ts, event_id="EvSOCKET0001", retry_attempt=1, retry_reason="timeout")
     assert ws.wait_for_ack(ws.send(retry)) == {"envelope_id": retry["envelope_id"]}
-    settle(api)
+    assert socket_bot.idle() == 1  # the redelivery was dropped before any listener
     assert len(answers_in(api)) == 1
     assert len(api.calls_to("chat.postMessage")) == 1
 
@@ -203,9 +207,8 @@ def test_ask_slash_command_envelope_is_acked_and_answered_in_the_question_thread
     assert time.monotonic() - t0 < 3
     assert ack == {"envelope_id": envelope["envelope_id"]}
 
-    question, answer = api.wait_for("chat.postMessage", 2, timeout=15)
-    settle(api)
-    assert len(api.calls_to("chat.postMessage")) == 2
+    socket_bot.idle()
+    question, answer = api.calls_to("chat.postMessage")
     assert question["args"]["channel"] == "C1" and "thread_ts" not in question["args"]
     assert question["args"]["text"] == f"<@U3> asked: {CEO}"
     assert_threaded_answer(answer, "C1", question["response"]["ts"])
