@@ -44,10 +44,11 @@ def seed_titles() -> set[str]:
     return titles
 
 
-def sign(body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET) -> dict[str, str]:
+def sign(body: str | bytes, timestamp: int | None = None, secret: str = SIGNING_SECRET) -> dict[str, str]:
     """Slack's request-signing headers for a body."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    raw = body if isinstance(body, bytes) else body.encode()
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + raw, hashlib.sha256).hexdigest()
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
@@ -135,18 +136,18 @@ class BotServer:
         self.app.qa_executor.shutdown(wait=True)  # answers in progress finish while the fake Slack API is up
 
     # -- raw HTTP --------------------------------------------------------------------------
-    def request(self, method: str, path: str, body: str = "", headers: dict[str, str] | None = None) -> Sent:
+    def request(self, method: str, path: str, body: str | bytes = "", headers: dict[str, str] | None = None) -> Sent:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         t0 = time.perf_counter()
         try:
-            conn.request(method, path, body=body.encode(), headers=headers or {})
+            conn.request(method, path, body=body if isinstance(body, bytes) else body.encode(), headers=headers or {})
             resp = conn.getresponse()
             data = resp.read().decode()
             return Sent(resp.status, data, time.perf_counter() - t0, dict(resp.getheaders()))
         finally:
             conn.close()
 
-    def post(self, body: str, content_type: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRET,
+    def post(self, body: str | bytes, content_type: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRET,
              headers: dict[str, str] | None = None) -> Sent:
         h = {"Content-Type": content_type, **sign(body, timestamp, secret), **(headers or {})}
         return self.request("POST", "/slack/events", body, h)

@@ -80,6 +80,22 @@ def test_ask_slash_command_posts_the_question_and_answers_in_its_thread(start_bo
     assert_cited_answer(answer, "C1", question["response"]["ts"])
 
 
+def test_ask_where_the_bot_cannot_post_is_answered_privately(start_bot, slack_api):
+    bot = start_bot()
+    slack_api.fail("chat.postMessage", "not_in_channel")
+    assert bot.command(CEO, user="U3", channel="C5").status == 200
+    bot.idle()
+    (reply,) = slack_api.calls_to("response_url")  # the command's response_url, not a channel message
+    args = reply["args"]
+    assert args["response_type"] == "ephemeral" and args["replace_original"] is False
+    assert "[1]" in args["text"] and "Wang Lei" in args["text"]
+    assert block_texts(args["blocks"], "context")[0] == "*Sources*"
+    up = next(b for b in args["blocks"] if b["type"] == "actions")["elements"][0]
+    stored = bot.store.answer(int(up["value"]))  # the buttons point at the stored answer
+    assert stored["question"] == CEO and stored["channel"] == "C5" and stored["thread_ts"] is None
+    assert not answers_in(slack_api)
+
+
 def test_follow_up_in_thread_uses_the_earlier_turn(start_bot, slack_api, seed_pipeline):
     spy = SpyPipeline(seed_pipeline)
     bot = start_bot(spy)
@@ -118,6 +134,50 @@ def test_dm_thread_follow_up_needs_no_mention(start_bot, slack_api, seed_pipelin
     second = slack_api.wait_for("chat.postMessage", 2)[1]
     assert second["args"]["thread_ts"] == first_ts
     assert [t.question for t in spy.calls[1][1].turns] == [PRESIDENT]
+
+
+def _thread_of(turns: list[tuple[str, str]], first_ts: float = 1690000000.0) -> list[dict]:
+    """A thread as conversations.replies returns it: each question (a mention) followed by this bot's answer."""
+    messages = []
+    for i, (question, answer) in enumerate(turns):
+        messages.append({"type": "message", "user": "U1", "text": f"<@{BOT_USER_ID}> {question}",
+                         "ts": f"{first_ts + 2 * i:.6f}"})
+        messages.append({"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": answer,
+                         "ts": f"{first_ts + 2 * i + 1:.6f}",
+                         "metadata": {"event_type": "qa_answer", "event_payload": {"question": question}}})
+    return messages
+
+
+def test_a_long_thread_is_read_page_by_page(start_bot, slack_api, seed_pipeline):
+    spy = SpyPipeline(seed_pipeline)
+    bot = start_bot(spy)
+    turns = [(PRESIDENT, "Dr Chen Bin [1]."), (CEO, "Wang Lei [1]."), ("And his title?", "CEO [1].")]
+    thread = _thread_of(turns)
+    slack_api.threads[("C1", thread[0]["ts"])] = thread
+    slack_api.replies_page_size = 2  # Slack may return fewer messages than asked, with a next_cursor
+    bot.mention("Which meeting was he invited to?", thread_ts=thread[0]["ts"])
+    bot.idle()
+    cursors = [c["args"].get("cursor") for c in slack_api.calls_to("conversations.replies")]
+    assert cursors == [None, "2", "4"]
+    (_, conversation), = spy.calls
+    assert [(t.question, t.answer.text) for t in conversation.turns] == turns
+    (answer,) = answers_in(slack_api)
+    assert answer["args"]["thread_ts"] == thread[0]["ts"]
+
+
+def test_an_unreadable_thread_is_answered_without_its_context(start_bot, slack_api, seed_pipeline, caplog):
+    spy = SpyPipeline(seed_pipeline)
+    bot = start_bot(spy)
+    thread = _thread_of([(PRESIDENT, "Dr Chen Bin [1].")])
+    slack_api.threads[("C1", thread[0]["ts"])] = thread
+    slack_api.fail("conversations.replies", "missing_scope")  # e.g. channels:history was not granted
+    with caplog.at_level(logging.WARNING, logger="bot.slack"):
+        bot.mention(CEO, thread_ts=thread[0]["ts"])
+        bot.idle()
+    assert spy.calls == [(CEO, None)]
+    (answer,) = answers_in(slack_api)
+    assert answer["args"]["thread_ts"] == thread[0]["ts"] and "Wang Lei" in answer["args"]["text"]
+    assert "cannot read thread" in caplog.text and "missing_scope" in caplog.text
 
 
 def test_abstention_says_so_and_lists_the_closest_sources(start_bot, slack_api):
@@ -194,6 +254,28 @@ def test_falls_back_to_chat_update_once_a_second_without_streaming(start_bot, sl
     ack = slack_api.calls_to("chat.update")[-1]
     assert any("feedback recorded: 👎" in t for t in block_texts(ack["args"]["blocks"], "context"))
     assert block_texts(ack["args"]["blocks"], "section") == block_texts(final["args"]["blocks"], "section")
+
+
+def test_slack_error_in_the_middle_of_a_stream_finishes_the_answer_with_chat_update(
+        start_bot, slack_api, seed_pipeline, caplog):
+    clock = FakeClock()
+    slack_api.fail("chat.appendStream", "message_not_in_streaming_state")  # e.g. the stream expired
+    bot = start_bot(StreamingPipeline(seed_pipeline, delay=0.3, clock=clock), stream_buffer=20, clock=clock,
+                    sleep=clock.sleep)
+    with caplog.at_level(logging.WARNING, logger="bot.slack"):
+        ts, _ = bot.mention(CEO)
+        bot.idle()
+    (start,) = slack_api.calls_to("chat.startStream")
+    stream_ts = start["response"]["ts"]
+    assert not slack_api.calls_to("chat.stopStream") and not slack_api.calls_to("chat.postMessage")
+    *partial, final = slack_api.calls_to("chat.update")
+    assert partial and all(c["args"]["ts"] == stream_ts for c in partial + [final])
+    assert final["args"]["metadata"]["event_type"] == "qa_answer"
+    assert block_texts(final["args"]["blocks"], "section") == [seed_pipeline.ask(CEO).text]
+    assert block_texts(final["args"]["blocks"], "context")[0] == "*Sources*"
+    assert GENERIC_ERROR not in json.dumps([c["args"] for c in slack_api.calls])
+    assert "message_not_in_streaming_state" in caplog.text and "Traceback" not in caplog.text
+    assert bot.bot.streaming is True  # one broken stream does not turn streaming off for the next answers
 
 
 # --- deduplication -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ that `close()` sets instead of blocking the thread forever, so that the test can
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from contextlib import ExitStack
@@ -82,6 +83,18 @@ def start_socket_bot(seed_settings, tmp_path, monkeypatch):
             self.stopped.wait()
 
         def close(self) -> None:
+            # slack_sdk's close() joins threads that block with timeouts it does not let us set: the receiver
+            # in recv() (3 s) and the message processor in queue.get() (1 s). Waking both at once saves ~4 s
+            # per test. Reconnecting is off first, so the early end of the connection is not taken for a drop.
+            self.client.auto_reconnect_enabled = False
+            self.client.closed = True
+            sock = getattr(self.client.current_session, "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.client.message_queue.put(None)  # None is skipped by the processor, which then sees `closed`
             super().close()
             self.stopped.set()
 
