@@ -50,6 +50,13 @@ def test_unsigned_or_malformed_requests_get_401_or_400_and_one_log_line(start_bo
     assert "Traceback" not in caplog.text and "Traceback" not in capfd.readouterr().err
 
 
+def test_slack_url_verification_still_gets_its_challenge_back(start_bot):
+    bot = start_bot()
+    sent = bot.post(json.dumps({"type": "url_verification", "token": "t", "challenge": "3eZbrw1aBm2r"}),
+                    "application/json")
+    assert sent.status == 200 and json.loads(sent.body) == {"challenge": "3eZbrw1aBm2r"}
+
+
 def test_event_types_without_a_listener_are_acknowledged_not_retried(start_bot, slack_api):
     bot = start_bot()
     reaction = bot.event({"type": "reaction_added", "user": "U1", "reaction": "eyes",
