@@ -131,3 +131,23 @@ def test_chat_stream_helper(srv, client):
     streamer.stop()
     assert srv.calls_to("chat.startStream")[0]["args"]["chunks"][0]["type"] == "markdown_text"
     assert srv.stream_text("D1", streamer.ts) == "The answer is 42 [1]."
+
+
+def test_conversations_replies_pages_with_next_cursor(srv, client):
+    thread = [{"type": "message", "user": "U1", "text": f"m{i}", "ts": f"1.00000{i}"} for i in range(5)]
+    srv.threads[("C1", "1.000000")] = thread
+    srv.replies_page_size = 2
+    # slack_sdk follows the cursors; each step of the iteration is the same response object, on its next page
+    pages = [page["messages"] for page in client.conversations_replies(channel="C1", ts="1.000000", limit=200)]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [m for p in pages for m in p] == thread
+    assert [c["args"].get("cursor") for c in srv.calls_to("conversations.replies")] == [None, "2", "4"]
+
+
+def test_response_url_posts_are_recorded(srv):
+    from slack_sdk.webhook import WebhookClient
+
+    resp = WebhookClient(srv.hook_url("commands/7")).send(text="psst", response_type="ephemeral")
+    assert resp.status_code == 200
+    (call,) = srv.calls_to("response_url")
+    assert call["args"] == {"text": "psst", "response_type": "ephemeral", "_path": "/hooks/commands/7"}

@@ -9,12 +9,26 @@ Layout of a finished answer message::
 
 When the answer is streamed (chat.startStream/appendStream), the text is the streamed markdown and only the
 blocks after the answer sections (`tail_blocks`) are attached by chat.stopStream.
+
+Blocks are built with `slack_sdk.models.blocks`, whose `to_dict()` checks Slack's limits (3000 characters a
+section, 10 elements a context block...), so a bug here fails loudly instead of as `invalid_blocks` from Slack.
+Every text that leaves for Slack has its terminal control characters removed (`strip_control`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 
 from bot.types import Answer
 
@@ -26,6 +40,9 @@ __all__ = [
     "FEEDBACK_ACK_BLOCK_ID",
     "Source",
     "answer_blocks",
+    "ANSWER_EVENT",
+    "NOTICE_EVENT",
+    "QUESTION_EVENT",
     "answer_markdown",
     "clean_question",
     "escape",
@@ -35,7 +52,9 @@ __all__ = [
     "notice_blocks",
     "source_blocks",
     "sources",
+    "metadata",
     "split_text",
+    "strip_control",
     "tail_blocks",
     "to_mrkdwn",
     "with_feedback_ack",
@@ -57,11 +76,33 @@ FEEDBACK_UP = "qa_feedback_up"
 FEEDBACK_DOWN = "qa_feedback_down"
 VERDICT_LABEL = {"up": "👍 helpful", "down": "👎 not helpful"}
 
+# Message metadata event types: how the bot recognises its own messages when it reads a thread back.
+ANSWER_EVENT = "qa_answer"  # an answer
+QUESTION_EVENT = "qa_question"  # a question the bot posted for /ask
+NOTICE_EVENT = "qa_notice"  # errors, slow down and other notices: never part of a conversation
+
+
+def metadata(event_type: str, payload: dict) -> dict:
+    """Message metadata (values must be strings, numbers or booleans: None is left out)."""
+    return {"event_type": event_type, "event_payload": {k: v for k, v in payload.items() if v is not None}}
+
 
 # --- text ----------------------------------------------------------------------------
+# ANSI escape sequences (CSI, OSC), then the remaining C0 controls except tab and newline, DEL and C1 controls:
+# an article or an LLM may carry them, and they have no business in a chat message.
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def strip_control(text: str) -> str:
+    """The text without terminal escape sequences and control characters (tab and newline are kept)."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n"))
+
+
 def escape(text: str) -> str:
-    """Escape the three characters Slack treats as control characters in mrkdwn."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape the three characters Slack treats as control characters in mrkdwn (and drop terminal controls)."""
+    return strip_control(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
@@ -80,7 +121,7 @@ def _inline(text: str) -> str:
 def to_mrkdwn(markdown: str) -> str:
     """Markdown (what an LLM writes) -> Slack mrkdwn; `[n]` citation markers stay as they are."""
     lines = []
-    for line in markdown.splitlines():
+    for line in strip_control(markdown).splitlines():
         heading = _HEADING.match(line)
         if heading:
             line = f"**{heading.group(1).strip('*')}**"
@@ -171,12 +212,16 @@ def sources(answer: Answer) -> list[Source]:
     return found
 
 
-def _source_element(s: Source) -> dict:
+def _dicts(blocks: list[Block]) -> list[dict]:
+    return [b.to_dict() for b in blocks]  # to_dict() validates Slack's limits
+
+
+def _source_element(s: Source) -> MarkdownTextObject:
     title = escape(_clip(s.title or s.doc_id, 200))
     date = f" · {escape(s.date)}" if s.date else ""
     quote = f"\n>“{escape(_clip(s.quote, QUOTE_LIMIT))}”" if s.quote else ""
     text = f"*[{s.n}]* {title}{date}{quote}"
-    return {"type": "mrkdwn", "text": text[:CONTEXT_TEXT_LIMIT]}
+    return MarkdownTextObject(text=text[:CONTEXT_TEXT_LIMIT])
 
 
 def source_blocks(answer: Answer) -> list[dict]:
@@ -185,37 +230,28 @@ def source_blocks(answer: Answer) -> list[dict]:
     if not found:
         return []
     heading = "*Closest sources* (none of them answers the question)" if answer.abstained else "*Sources*"
-    elements = [{"type": "mrkdwn", "text": heading}] + [_source_element(s) for s in found]
-    return [
-        {"type": "context", "block_id": f"qa_sources_{i // CONTEXT_ELEMENTS}", "elements": elements[i : i + CONTEXT_ELEMENTS]}
+    elements = [MarkdownTextObject(text=heading)] + [_source_element(s) for s in found]
+    return _dicts([
+        ContextBlock(block_id=f"qa_sources_{i // CONTEXT_ELEMENTS}", elements=elements[i : i + CONTEXT_ELEMENTS])
         for i in range(0, len(elements), CONTEXT_ELEMENTS)
-    ]
+    ])
 
 
 # --- feedback ------------------------------------------------------------------------
 def feedback_block(answer_id: int | str) -> dict:
     """The 👍 / 👎 buttons; their value is the id of the stored answer."""
     value = str(answer_id)
-    return {
-        "type": "actions",
-        "block_id": FEEDBACK_BLOCK_ID,
-        "elements": [
-            {"type": "button", "action_id": FEEDBACK_UP, "value": value,
-             "text": {"type": "plain_text", "text": "👍 Helpful", "emoji": True}},
-            {"type": "button", "action_id": FEEDBACK_DOWN, "value": value,
-             "text": {"type": "plain_text", "text": "👎 Not helpful", "emoji": True}},
-        ],
-    }
+    return ActionsBlock(block_id=FEEDBACK_BLOCK_ID, elements=[
+        ButtonElement(action_id=FEEDBACK_UP, value=value, text=PlainTextObject(text="👍 Helpful", emoji=True)),
+        ButtonElement(action_id=FEEDBACK_DOWN, value=value, text=PlainTextObject(text="👎 Not helpful", emoji=True)),
+    ]).to_dict()
 
 
 def feedback_ack(user: str, verdict: str) -> dict:
     """The context line that acknowledges a click."""
     label = VERDICT_LABEL.get(verdict, verdict)
-    return {
-        "type": "context",
-        "block_id": FEEDBACK_ACK_BLOCK_ID,
-        "elements": [{"type": "mrkdwn", "text": f"Thanks <@{user}>, feedback recorded: {label}"}],
-    }
+    return ContextBlock(block_id=FEEDBACK_ACK_BLOCK_ID,
+                        elements=[MarkdownTextObject(text=f"Thanks <@{user}>, feedback recorded: {label}")]).to_dict()
 
 
 def with_feedback_ack(blocks: list[dict], user: str, verdict: str) -> list[dict] | None:
@@ -235,14 +271,14 @@ def with_feedback_ack(blocks: list[dict], user: str, verdict: str) -> list[dict]
 # --- whole messages ------------------------------------------------------------------
 def answer_markdown(answer: Answer) -> str:
     """The answer text for chat.*Stream (markdown)."""
-    return answer.text.strip()
+    return strip_control(answer.text).strip()
 
 
 def _note_block(answer: Answer) -> list[dict]:
     if not answer.note:
         return []
-    return [{"type": "context", "block_id": "qa_note",
-             "elements": [{"type": "mrkdwn", "text": f"_note: {escape(_clip(answer.note, 500))}_"}]}]
+    note = MarkdownTextObject(text=f"_note: {escape(_clip(answer.note, 500))}_")
+    return _dicts([ContextBlock(block_id="qa_note", elements=[note])])
 
 
 def tail_blocks(answer: Answer, answer_id: int | str | None = None) -> list[dict]:
@@ -260,9 +296,8 @@ def answer_blocks(answer: Answer, answer_id: int | str | None = None) -> list[di
     room = MAX_BLOCKS - len(tail)
     if len(pieces) > room:
         pieces = pieces[: room - 1] + [pieces[room - 1][: SECTION_BUDGET - 40] + "\n_(answer cut: too long for Slack)_"]
-    sections = [{"type": "section", "block_id": f"qa_answer_{i}", "text": {"type": "mrkdwn", "text": p}}
-                for i, p in enumerate(pieces)]
-    return sections + tail
+    sections = [SectionBlock(block_id=f"qa_answer_{i}", text=MarkdownTextObject(text=p)) for i, p in enumerate(pieces)]
+    return _dicts(sections) + tail
 
 
 def fallback_text(answer: Answer) -> str:
@@ -272,5 +307,6 @@ def fallback_text(answer: Answer) -> str:
 
 
 def notice_blocks(text: str) -> list[dict]:
-    """A one-section message for notices (errors, slow down)."""
-    return [{"type": "section", "block_id": "qa_notice", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}]
+    """A one-section message for notices (errors, slow down); `text` is mrkdwn."""
+    text = strip_control(text)[:SECTION_LIMIT]
+    return _dicts([SectionBlock(block_id="qa_notice", text=MarkdownTextObject(text=text))])

@@ -77,6 +77,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         url = urlsplit(self.path)
+        if url.path.startswith("/hooks/"):  # a response_url (slash commands, interactivity)
+            args = {**self._body_args(), "_path": url.path}
+            status, payload, headers = self.server.fake.handle_call("response_url", args, dict(self.headers))
+            self._send(status, payload, headers)
+            return
         if not url.path.startswith("/api/"):
             self._send(404, {"ok": False, "error": "unknown_method"})
             return
@@ -132,6 +137,8 @@ class FakeSlackAPI(BackgroundServer):
         self.threads: dict[tuple[str, str], list[dict]] = {}
         # user id -> user object returned by users.info; unknown ids get a generated user.
         self.users: dict[str, dict] = {}
+        # conversations.replies pages hold at most this many messages (and `limit`), with a next_cursor.
+        self.replies_page_size: int | None = None
         self._cond = threading.Condition()
         self._failures: dict[str, deque] = defaultdict(deque)
         self._ts_counter = itertools.count(1)
@@ -159,6 +166,10 @@ class FakeSlackAPI(BackgroundServer):
     def base_url(self) -> str:
         """Base URL for `slack_sdk.WebClient(base_url=...)`, e.g. http://127.0.0.1:PORT/api/."""
         return f"http://127.0.0.1:{self.port}/api/"
+
+    def hook_url(self, name: str = "commands/1") -> str:
+        """A response_url served by this fake; what is posted to it is recorded as method "response_url"."""
+        return f"http://127.0.0.1:{self.port}/hooks/{name}"
 
     def calls_to(self, method: str) -> list[dict]:
         """Recorded calls of one API method, in arrival order."""
@@ -245,9 +256,15 @@ class FakeSlackAPI(BackgroundServer):
                 "text": args.get("text", ""), "message": message}
 
     def _replies(self, args: dict) -> dict:
+        """One page of the thread: `limit` (and replies_page_size) messages from `cursor` (an offset here)."""
         messages = self.threads.get((args.get("channel"), args.get("ts")), [])
-        return {"messages": list(messages), "has_more": False,
-                "response_metadata": {"next_cursor": ""}}
+        size = int(args.get("limit") or 1000)
+        if self.replies_page_size:
+            size = min(size, self.replies_page_size)
+        start = int(args.get("cursor") or 0)
+        page, rest = messages[start : start + size], messages[start + size :]
+        next_cursor = str(start + size) if rest else ""
+        return {"messages": list(page), "has_more": bool(rest), "response_metadata": {"next_cursor": next_cursor}}
 
     def _stop_stream(self, args: dict) -> dict:
         ts = args.get("ts")

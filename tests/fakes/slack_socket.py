@@ -174,6 +174,8 @@ class FakeSocketMode:
             "token": "legacy-verification-token", "team_id": self.team_id, "team_domain": "fake",
             "channel_id": channel, "channel_name": "general", "user_id": user, "user_name": "someone",
             "command": command, "text": text, "api_app_id": self.app_id, "is_enterprise_install": "false",
-            "response_url": "https://hooks.invalid/commands/1", "trigger_id": "1.2.3",
+            "response_url": "https://hooks.invalid/commands/1",
+            # Slack gives every invocation its own trigger_id (the bot drops a repeated one as a replay).
+            "trigger_id": f"{time.time_ns()}.{uuid.uuid4().int % 10**9}",
         }
         return self._envelope("slash_commands", payload, accepts_response_payload=True)

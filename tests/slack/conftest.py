@@ -1,7 +1,11 @@
 """Slack test harness: the real Bolt app over real HTTP on 127.0.0.1, its WebClient pointed at FakeSlackAPI.
 
 Requests are signed exactly as Slack signs them (HMAC-SHA256 of `v0:{timestamp}:{body}` with the signing
-secret), so Bolt's own verification middleware checks them.
+secret), so the endpoint's and Bolt's verification check them.
+
+Tests never wait for quiet: `BotServer.idle()` waits until every lazy listener started by the requests sent so
+far has finished (Bolt submits them to the app's executor before the HTTP response is written), and time-based
+limits take a `FakeClock`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import threading
 import time
 import uuid
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,11 +44,59 @@ def seed_titles() -> set[str]:
     return titles
 
 
-def sign(body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET) -> dict[str, str]:
+def sign(body: str | bytes, timestamp: int | None = None, secret: str = SIGNING_SECRET) -> dict[str, str]:
     """Slack's request-signing headers for a body."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    raw = body if isinstance(body, bytes) else body.encode()
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + raw, hashlib.sha256).hexdigest()
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    sleep = advance  # what the bot calls to wait for its next chat.update slot
+
+
+class Work:
+    """The tasks submitted to an executor (Bolt's lazy listeners), so that a test can wait for all of them."""
+
+    def __init__(self, executor: Executor):
+        self.futures: list[Future] = []
+        self._lock = threading.Lock()
+        submit = executor.submit
+
+        def tracked(*args: Any, **kwargs: Any) -> Future:
+            future = submit(*args, **kwargs)
+            with self._lock:
+                self.futures.append(future)
+            return future
+
+        executor.submit = tracked  # type: ignore[method-assign]
+
+    def wait(self, timeout: float = 15) -> int:
+        """Block until every task submitted so far has finished; the number of tasks, re-raising a task's error."""
+        with self._lock:
+            futures = list(self.futures)
+        done, pending = wait(futures, timeout)
+        assert not pending, f"{len(pending)} listener task(s) still running after {timeout} s"
+        for future in done:
+            future.result()
+        return len(futures)
+
+
+def new_trigger_id() -> str:
+    """A fresh trigger_id: Slack gives every command invocation and click its own."""
+    return f"{time.time_ns()}.{uuid.uuid4().int % 10**9}.{uuid.uuid4().hex[:12]}"
 
 
 @dataclass
@@ -64,12 +117,17 @@ class BotServer:
         self.slack_api = slack_api
         self.bot = app.qa_bot
         self.port = server.server_address[1]
+        self.work = Work(app.qa_executor)
         self.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def new_ts(self) -> str:
         """A fresh message ts, in the same increasing sequence as the messages the fake Slack API creates."""
         return self.slack_api.next_ts()
+
+    def idle(self, timeout: float = 15) -> int:
+        """Wait until the work started by every request sent so far is done; the number of listener tasks."""
+        return self.work.wait(timeout)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -78,18 +136,18 @@ class BotServer:
         self.app.qa_executor.shutdown(wait=True)  # answers in progress finish while the fake Slack API is up
 
     # -- raw HTTP --------------------------------------------------------------------------
-    def request(self, method: str, path: str, body: str = "", headers: dict[str, str] | None = None) -> Sent:
+    def request(self, method: str, path: str, body: str | bytes = "", headers: dict[str, str] | None = None) -> Sent:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         t0 = time.perf_counter()
         try:
-            conn.request(method, path, body=body.encode(), headers=headers or {})
+            conn.request(method, path, body=body if isinstance(body, bytes) else body.encode(), headers=headers or {})
             resp = conn.getresponse()
             data = resp.read().decode()
             return Sent(resp.status, data, time.perf_counter() - t0, dict(resp.getheaders()))
         finally:
             conn.close()
 
-    def post(self, body: str, content_type: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRET,
+    def post(self, body: str | bytes, content_type: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRET,
              headers: dict[str, str] | None = None) -> Sent:
         h = {"Content-Type": content_type, **sign(body, timestamp, secret), **(headers or {})}
         return self.request("POST", "/slack/events", body, h)
@@ -129,11 +187,16 @@ class BotServer:
         return ts, self.event(event, **kw)
 
     def command(self, text: str, *, user: str = "U3", channel: str = "C1", command: str = "/ask") -> Sent:
+        """A slash command, as Slack posts it (form-encoded)."""
+        return self.post(urlencode(self.command_form(text, user=user, channel=channel, command=command)),
+                         "application/x-www-form-urlencoded")
+
+    def command_form(self, text: str, *, user: str = "U3", channel: str = "C1", command: str = "/ask") -> dict:
         form = {"token": "legacy", "team_id": TEAM_ID, "team_domain": "fake", "channel_id": channel,
                 "channel_name": "general", "user_id": user, "user_name": "someone", "command": command,
-                "text": text, "api_app_id": "AQA", "response_url": "https://hooks.invalid/commands/1",
-                "trigger_id": "1.2.3"}
-        return self.post(urlencode(form), "application/x-www-form-urlencoded")
+                "text": text, "api_app_id": "AQA", "response_url": self.slack_api.hook_url("commands/1"),
+                "trigger_id": new_trigger_id()}
+        return form
 
     def click(self, message: dict, channel: str, action_id: str, *, user: str = "U9") -> Sent:
         """A block_actions payload for a click on the feedback button `action_id` of `message`."""
@@ -146,11 +209,11 @@ class BotServer:
             "token": "legacy",
             "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel,
                           "is_ephemeral": False, "thread_ts": message.get("thread_ts")},
-            "trigger_id": "4.5.6",
+            "trigger_id": new_trigger_id(),
             "team": {"id": TEAM_ID, "domain": "fake"},
             "channel": {"id": channel, "name": "general"},
             "message": message,
-            "response_url": "https://hooks.invalid/actions/1",
+            "response_url": self.slack_api.hook_url("actions/1"),
             "actions": [{"action_id": action_id, "block_id": "qa_feedback", "value": button["value"],
                          "type": "button", "action_ts": str(time.time())}],
         }
@@ -190,10 +253,13 @@ class FailingPipeline:
 
 
 class StreamingPipeline:
-    """The real answer, delivered word by word with a delay, as an LLM would stream it."""
+    """The real answer, delivered word by word with a delay, as an LLM would stream it.
 
-    def __init__(self, real, delay: float = 0.05, final_text: str | None = None):
-        self.real, self.delay, self.final_text = real, delay, final_text
+    With a FakeClock the delay moves that clock instead of sleeping.
+    """
+
+    def __init__(self, real, delay: float = 0.01, final_text: str | None = None, clock: FakeClock | None = None):
+        self.real, self.delay, self.final_text, self.clock = real, delay, final_text, clock
         self.mode, self.info = "llm", real.info
 
     def ask(self, question, conversation=None):
@@ -203,7 +269,10 @@ class StreamingPipeline:
         answer = self.real.ask(question, conversation)
         words = answer.text.split(" ")
         for i, word in enumerate(words):
-            time.sleep(self.delay)
+            if self.clock is not None:
+                self.clock.advance(self.delay)
+            else:
+                time.sleep(self.delay)
             yield Delta(word if i == 0 else " " + word)
         if self.final_text is not None:
             from dataclasses import replace
@@ -221,14 +290,15 @@ def slack_api() -> Iterator[FakeSlackAPI]:
 
 @pytest.fixture
 def start_bot(slack_api, seed_settings, seed_pipeline, tmp_path):
-    """start_bot(pipeline=None, settings overrides..., **SlackBot options) -> BotServer."""
-    from bot.slack.app import build_app, health, make_server
+    """start_bot(pipeline=None, rejections=None, settings overrides..., **SlackBot options) -> BotServer."""
+    from bot.slack.app import build_app
     from bot.slack.feedback import FeedbackStore
+    from bot.slack.http import health, make_server
 
     started: list[BotServer] = []
-    bot_options = {"streaming", "max_concurrent", "stream_interval", "update_interval"}
+    bot_options = {"streaming", "max_concurrent", "stream_buffer", "update_interval", "dedup_ttl", "clock", "sleep"}
 
-    def start(pipeline=None, **overrides) -> BotServer:
+    def start(pipeline=None, rejections=None, **overrides) -> BotServer:
         options = {k: overrides.pop(k) for k in list(overrides) if k in bot_options}
         settings = make_settings(
             seed_settings.data_dir,
@@ -241,7 +311,8 @@ def start_bot(slack_api, seed_settings, seed_pipeline, tmp_path):
         store = FeedbackStore(settings.feedback_url)
         pipeline = pipeline or seed_pipeline
         app = build_app(settings, pipeline, store=store, **options)
-        server = make_server(app, "127.0.0.1", 0, health_check=lambda: health(pipeline, app.qa_bot))
+        server = make_server(app, "127.0.0.1", 0, signing_secret=SIGNING_SECRET, rejections=rejections,
+                             health_check=lambda: health(pipeline, app.qa_bot))
         bot = BotServer(app, server, settings, store, slack_api)
         started.append(bot)
         return bot
@@ -249,18 +320,6 @@ def start_bot(slack_api, seed_settings, seed_pipeline, tmp_path):
     yield start
     for bot in started:
         bot.close()
-
-
-def settle(srv: FakeSlackAPI, quiet: float = 0.4, timeout: float = 10) -> None:
-    """Wait until the fake Slack API has received no call for `quiet` seconds."""
-    deadline = time.monotonic() + timeout
-    count, since = len(srv.calls), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        if len(srv.calls) != count:
-            count, since = len(srv.calls), time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
 
 
 def answers_in(srv: FakeSlackAPI, channel: str | None = None) -> list[dict]:
@@ -286,5 +345,5 @@ def block_texts(blocks: list[dict], kind: str) -> list[str]:
     return texts
 
 
-__all__ = ["BOT_ID", "BOT_TOKEN", "BOT_USER_ID", "SIGNING_SECRET", "TEAM_ID", "answers_in", "block_texts",
-           "seed_titles", "settle", "sign"]
+__all__ = ["BOT_ID", "BOT_TOKEN", "BOT_USER_ID", "SIGNING_SECRET", "TEAM_ID", "FakeClock", "Work", "answers_in",
+           "block_texts", "new_trigger_id", "seed_titles", "sign"]

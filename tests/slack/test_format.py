@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from bot.slack import format as fmt
-from bot.slack.listeners import RateLimiter, TTLSet, conversation_from_thread, scrub, add_secrets
+from bot.slack.redact import add_secrets, scrub
+from bot.slack.thread import conversation_from_thread
 from bot.types import Answer, Chunk, Citation
 
 
@@ -104,19 +105,6 @@ def test_conversation_from_thread_pairs_questions_with_this_bots_answers():
     assert [(t.question, t.answer.text) for t in conversation.turns] == [
         ("Who runs ADASpace?", "Wang Lei [1]."), ("When was it founded?", "In 2018 [1].")]
     assert conversation.turns[0].standalone == "Who runs ADASpace?"
-
-
-def test_ttl_set_and_rate_limiter():
-    seen = TTLSet(ttl=60, maxsize=3)
-    assert seen.add("a") and not seen.add("a")
-    for key in "bcd":
-        seen.add(key)
-    assert "a" not in seen and len(seen) == 3  # bounded: the oldest went first
-    limiter = RateLimiter(2, window=60)
-    assert limiter.allow("u")[0] and limiter.allow("u")[0]
-    allowed, wait = limiter.allow("u")
-    assert not allowed and 59 < wait <= 60
-    assert limiter.allow("v")[0]
 
 
 def test_scrub_removes_tokens_and_registered_secrets():
