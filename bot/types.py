@@ -125,7 +125,7 @@ class Answer:
             ],
             "latency_ms": round(self.latency_ms, 1),
             "note": self.note,
-            **({"span": self.span} if self.span else {}),
+            "span": self.span,
         }
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from eval.judge import Judge
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USER_ERROR = 0, 1, 2
-_RESERVED = {"id", "question", "answers", "gold_docs", "answerable", "must", "answer", "abstained", "mode", "citations",
+_RESERVED = {"id", "question", "answers", "gold_docs", "answerable", "must", "answer", "span", "abstained", "mode", "citations",
              "retrieved", "metrics", "latency_ms", "note", "error", "standalone_question"}
 
 
@@ -58,6 +58,7 @@ def result_row(q: EvalQuestion, answer: Answer, judged: dict[str, Any] | None = 
         "answerable": q.answerable,
         **({"must": [list(g) for g in q.must]} if q.must else {}),
         "answer": d["answer"],
+        "span": d["span"],
         "abstained": d["abstained"],
         "mode": d["mode"],
         "citations": d["citations"],

@@ -43,3 +43,11 @@ def seed_pipeline(seed_settings):
     from bot.pipeline import Pipeline
 
     return Pipeline.from_settings(seed_settings)
+
+
+@pytest.fixture(scope="session")
+def heuristic_pipeline(seed_settings):
+    """An offline Pipeline over the seed index that answers with the heuristic sentence scorer."""
+    from bot.pipeline import Pipeline
+
+    return Pipeline.from_settings(seed_settings.model_copy(update={"offline_answerer": "heuristic"}))

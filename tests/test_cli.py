@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 QA = ROOT / ".venv" / "bin" / "qa"
 CEO = "Who is the chief executive of ADASpace?"
-KEYS = {"question", "answer", "abstained", "mode", "citations", "retrieved", "latency_ms", "note"}
+KEYS = {"question", "answer", "abstained", "mode", "citations", "retrieved", "latency_ms", "note", "span"}
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def test_ask_json_prints_one_object_with_documented_keys(runs):
     assert len(run.stdout.strip().splitlines()) == 1
     data = json.loads(run.stdout)
     assert set(data) == KEYS
-    assert data["mode"] == "extractive"
+    assert data["mode"] == "reader"
     assert data["question"] == CEO
     assert data["abstained"] is False
     assert data["citations"] and data["citations"][0]["doc_id"].startswith("002_")

@@ -21,9 +21,9 @@ def _questions() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def eval_answers(seed_pipeline):
+def eval_answers(heuristic_pipeline):
     """Every eval question answered once: (question record, Answer)."""
-    return [(q, seed_pipeline.ask(q["question"])) for q in _questions()]
+    return [(q, heuristic_pipeline.ask(q["question"])) for q in _questions()]
 
 
 # --- analyse --------------------------------------------------------------------------
@@ -76,11 +76,11 @@ def test_answers_have_markers_that_map_one_to_one_to_citations(eval_answers):
         assert sorted(markers) == ns, f"{q['id']}: markers {markers} vs citations {ns}"
 
 
-def test_citation_quotes_are_exact_substrings_of_chunk_and_seed_file(seed_pipeline, eval_answers):
+def test_citation_quotes_are_exact_substrings_of_chunk_and_seed_file(heuristic_pipeline, eval_answers):
     checked = 0
     for q, a in eval_answers:
         for c in a.citations:
-            chunk = seed_pipeline.lexical.by_ids([c.chunk_id])[c.chunk_id]
+            chunk = heuristic_pipeline.lexical.by_ids([c.chunk_id])[c.chunk_id]
             assert chunk.doc_id == c.doc_id
             assert c.quote and c.quote in chunk.text, f"{q['id']}: quote not in chunk {c.chunk_id}"
             source = (SEEDS / c.doc_id).read_text(encoding="utf-8")
@@ -95,8 +95,8 @@ def test_answerable_answers_are_short(eval_answers):
     assert statistics.median(lengths) <= 40
 
 
-def test_unrelated_question_abstains_with_closest_sources(seed_pipeline):
-    a = seed_pipeline.ask("How do I cook mapo tofu?")
+def test_unrelated_question_abstains_with_closest_sources(heuristic_pipeline):
+    a = heuristic_pipeline.ask("How do I cook mapo tofu?")
     assert a.abstained
     assert a.text == ABSTAIN_TEXT
     assert 1 <= len(a.citations) <= 3
@@ -104,15 +104,15 @@ def test_unrelated_question_abstains_with_closest_sources(seed_pipeline):
     assert [c.n for c in a.citations] == list(range(1, len(a.citations) + 1))
 
 
-def test_number_question_without_a_number_in_the_articles_abstains(seed_pipeline):
-    a = seed_pipeline.ask("How many visitors attended InnoEX 2023 in total?")
+def test_number_question_without_a_number_in_the_articles_abstains(heuristic_pipeline):
+    a = heuristic_pipeline.ask("How many visitors attended InnoEX 2023 in total?")
     assert a.abstained
     assert a.text == ABSTAIN_TEXT
     assert len(a.citations) <= 3
 
 
-def test_number_question_with_a_number_answers_with_it(seed_pipeline):
-    a = seed_pipeline.ask("How many communications and remote sensing satellites is ADASpace to deliver?")
+def test_number_question_with_a_number_answers_with_it(heuristic_pipeline):
+    a = heuristic_pipeline.ask("How many communications and remote sensing satellites is ADASpace to deliver?")
     assert not a.abstained
     assert "180" in a.text
     assert a.citations[0].doc_id.startswith("002_")
@@ -131,36 +131,36 @@ def _pieces(trimmed: str) -> list[str]:
     return [p.strip() for p in trimmed.split("…") if p.strip()]
 
 
-def test_trim_keeps_short_text_unchanged(seed_pipeline):
+def test_trim_keeps_short_text_unchanged(heuristic_pipeline):
     short = "ADASpace will deliver 180 satellites."
-    assert seed_pipeline.extractive.trim(short, "How many satellites?") == short
+    assert heuristic_pipeline.extractive.trim(short, "How many satellites?") == short
 
 
-def test_trim_keeps_the_answer_clause_of_a_long_sentence(seed_pipeline):
+def test_trim_keeps_the_answer_clause_of_a_long_sentence(heuristic_pipeline):
     assert len(LONG.split()) > MAX_WORDS + 10
-    out = seed_pipeline.extractive.trim(LONG, "How many satellites will ADASpace deliver?")
+    out = heuristic_pipeline.extractive.trim(LONG, "How many satellites will ADASpace deliver?")
     assert "180 remote sensing satellites" in out
     assert len(out.replace("…", " ").split()) <= MAX_WORDS
     for piece in _pieces(out):
         assert piece.rstrip(",;:") in LONG  # clauses are cut, never rewritten
 
 
-def test_trim_place_question_keeps_the_place_clause(seed_pipeline):
-    out = seed_pipeline.extractive.trim(LONG, "Where was the framework agreement signed?")
+def test_trim_place_question_keeps_the_place_clause(heuristic_pipeline):
+    out = heuristic_pipeline.extractive.trim(LONG, "Where was the framework agreement signed?")
     assert "Hong Kong" in out
     assert len(out.replace("…", " ").split()) <= MAX_WORDS
 
 
-def test_trim_without_clause_breaks_cuts_to_max_words(seed_pipeline):
-    out = seed_pipeline.extractive.trim(" ".join(["word"] * 50), "anything?")
+def test_trim_without_clause_breaks_cuts_to_max_words(heuristic_pipeline):
+    out = heuristic_pipeline.extractive.trim(" ".join(["word"] * 50), "anything?")
     assert out.endswith("…")
     assert len(out.replace("…", " ").split()) == MAX_WORDS
 
 
 # --- stored sentence vectors ---------------------------------------------------------
-def test_answering_uses_stored_sentence_vectors(seed_pipeline, monkeypatch):
-    encoder = seed_pipeline.extractive.encoder
-    assert encoder is seed_pipeline.retriever.encoder
+def test_answering_uses_stored_sentence_vectors(heuristic_pipeline, monkeypatch):
+    encoder = heuristic_pipeline.extractive.encoder
+    assert encoder is heuristic_pipeline.retriever.encoder
     real_encode = encoder.encode
     calls: list[list[str]] = []
 
@@ -170,12 +170,12 @@ def test_answering_uses_stored_sentence_vectors(seed_pipeline, monkeypatch):
 
     monkeypatch.setattr(encoder, "encode", counting_encode)
     question = "Who is the chief executive of ADASpace?"
-    answer = seed_pipeline.ask(question)
+    answer = heuristic_pipeline.ask(question)
     assert not answer.abstained
     assert calls, "the question itself should be encoded"
     assert all(texts == [question] for texts in calls), f"sentences were re-encoded: {calls}"
     # Every retrieved chunk has its sentence vectors in the store, one per sentence.
-    stored = seed_pipeline.extractive.sentence_vectors.get([c.id for c in answer.retrieved])
+    stored = heuristic_pipeline.extractive.sentence_vectors.get([c.id for c in answer.retrieved])
     for chunk in answer.retrieved:
         assert chunk.id in stored
         assert len(stored[chunk.id]) == len(chunk.sentence_texts())
@@ -194,10 +194,10 @@ def test_proximity_is_the_densest_window_of_question_terms():
     assert proximity(["prais", "prais"], terms, idf) == pytest.approx(3.0)  # distinct terms count once
 
 
-def test_answer_inside_a_long_sentence_is_found_by_proximity(seed_pipeline):
+def test_answer_inside_a_long_sentence_is_found_by_proximity(heuristic_pipeline):
     # The answer sits in a 40-word sentence whose vector is far from the question; the question's
     # words packed together ("praised our outstanding contribution to the chlor-alkali industry") win.
-    a = seed_pipeline.ask("To which industry did the visiting officials praise the company's contribution?")
+    a = heuristic_pipeline.ask("To which industry did the visiting officials praise the company's contribution?")
     assert not a.abstained
     assert "chlor-alkali" in a.text
     assert a.citations[0].doc_id.startswith("004_")

@@ -117,21 +117,22 @@ def test_ask_fills_latency_mode_and_retrieved(seed_pipeline):
     a = seed_pipeline.ask(CEO)
     assert isinstance(a, Answer)
     assert a.latency_ms > 0
-    assert a.mode == "extractive" == seed_pipeline.mode
+    assert a.mode == "reader" == seed_pipeline.mode
     assert a.retrieved and len(a.retrieved) <= seed_pipeline.top_k
     assert a.question == CEO
 
 
 def test_to_dict_shape(seed_pipeline):
     d = seed_pipeline.ask(CEO).to_dict()
-    assert set(d) == {"question", "answer", "abstained", "mode", "citations", "retrieved", "latency_ms", "note"}
+    assert set(d) == {"question", "answer", "abstained", "mode", "citations", "retrieved", "latency_ms", "note", "span"}
+    assert d["span"] and d["span"] in d["answer"]
     assert d["citations"]
     for c in d["citations"]:
         assert set(c) == {"n", "doc_id", "title", "date", "quote", "chunk_id", "score"}
     assert d["retrieved"]
     for r in d["retrieved"]:
         assert set(r) == {"doc_id", "chunk_id", "score"}
-    assert d["mode"] == "extractive" and d["abstained"] is False and d["latency_ms"] > 0
+    assert d["mode"] == "reader" and d["abstained"] is False and d["latency_ms"] > 0
 
 
 # --- rerank by sentence evidence ------------------------------------------------------------
@@ -274,12 +275,12 @@ def test_llm_stream_yields_deltas_then_answer(llm_env):
     assert srv.requests[-1].get("stream") is True
 
 
-def test_llm_server_error_falls_back_to_extractive_with_note(llm_env, seed_pipeline):
+def test_llm_server_error_falls_back_to_the_offline_answer_with_note(llm_env, seed_pipeline):
     srv, pipeline = llm_env
     srv.script(Status(500))
     a = pipeline.ask(CEO)
     assert srv.pending_steps == 0
-    assert a.mode == "extractive"
+    assert a.mode == "reader" == seed_pipeline.mode
     assert a.note and "\n" not in a.note and "500" in a.note
     assert "Traceback" not in a.note
     offline = seed_pipeline.ask(CEO)

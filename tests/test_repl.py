@@ -182,7 +182,7 @@ def test_question_follow_up_and_commands(spawn, seed_settings):
     assert "Did you mean /sources" in repl.send("/sourcs", "Unknown")
     assert "/reset" in repl.send("/help", "/quit")
     mode = repl.send("/mode", "backend")
-    assert "extractive" in mode and "5 documents" in mode, mode
+    assert "reader" in mode and "5 documents" in mode, mode
 
     assert "New conversation" in repl.send("/reset", "New conversation")
     assert "Ask a question first" in repl.send("/sources", "Ask a question first")

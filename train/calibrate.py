@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,39 +47,46 @@ def _rtqa_val(data_dir: Path, val_file: Path, limit: int | None):
     return Dataset("rtqa-val", "rtqa_val", root, questions, len(docs))
 
 
+PENALTIES = (0.0, 0.25, 0.5, 1.0, 2.0)
+
+
 def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
-    """Per question and reader depth: best margin and correctness (answerable), best margin (unanswerable)."""
+    """Per question, reader depth and rank penalty: the chosen margin and correctness (answerable), and
+    the chosen margin with the gold document and every answer-holding chunk taken away (unanswerable)."""
     from eval.metrics import contains
 
     out = []
     for q in questions:
         chunks = pipeline.retrieve(q.question, k=depth + 8)
         found = answerer.find(q.question, chunks)
-        rank = {c.id: i for i, c in enumerate(chunks)}
         bad = {c.id for c in chunks if c.doc_id in q.gold_docs or contains(c.text, q.answers)}
         kept = [c for c in chunks if c.id not in bad]
         kept_rank = {c.id: i for i, c in enumerate(kept)}
         rec = {"id": q.id}
-        for n in DEPTHS:
-            fa = [f for f in found if rank[f.chunk.id] < n]
-            if fa:
-                text = answerer.compose(q.question, chunks[:n], fa).text
-                rec[f"a{n}"] = (fa[0].span.margin, bool(contains(text, q.answers)), len(text.split()))
-            else:
-                rec[f"a{n}"] = (-1e9, False, 0)
-            fu = [f for f in found if f.chunk.id in kept_rank and kept_rank[f.chunk.id] < n]
-            rec[f"u{n}"] = fu[0].span.margin if fu else -1e9
+        for p in PENALTIES:
+            for n in DEPTHS:
+                fa = answerer.order([f for f in found if f.rank < n], p)
+                if fa:
+                    text = answerer.compose(q.question, chunks[:n], fa).text
+                    rec[f"a{n}/{p}"] = (fa[0].span.margin, bool(contains(text, q.answers)), len(text.split()))
+                else:
+                    rec[f"a{n}/{p}"] = (-1e9, False, 0)
+                # Unanswerable: the same findings without the answer's chunks, ranked among what is left.
+                fu = [replace(f, rank=kept_rank[f.chunk.id]) for f in found
+                      if f.chunk.id in kept_rank and kept_rank[f.chunk.id] < n]
+                fu = answerer.order(fu, p)
+                rec[f"u{n}/{p}"] = fu[0].span.margin if fu else -1e9
         out.append(rec)
     return out
 
 
-def sweep(records: list[dict], n: int) -> list[tuple[float, float, float, float]]:
+def sweep(records: list[dict], key: str) -> list[tuple[float, float, float, float]]:
     """(threshold, answered-correct rate, false-abstention rate, abstention rate) for candidate thresholds."""
-    a = np.array([r[f"a{n}"][0] for r in records])
-    ok = np.array([r[f"a{n}"][1] for r in records])
-    u = np.array([r[f"u{n}"] for r in records])
+    a = np.array([r[f"a{key}"][0] for r in records])
+    ok = np.array([r[f"a{key}"][1] for r in records])
+    u = np.array([r[f"u{key}"] for r in records])
     out = []
-    for t in np.arange(-4.0, 8.01, 0.25):
+    for t in np.arange(-6.0, 8.01, 0.25):
         out.append((float(t), float(np.mean((a >= t) & ok)), float(np.mean(a < t)), float(np.mean(u < t))))
     return out
 
@@ -112,30 +120,32 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{ds.name}: {len(ds.questions)} questions read in {time.perf_counter() - t0:.0f} s", flush=True)
 
     best = None
-    print(f"{'depth':>5} {'threshold':>9} | " + " | ".join(f"{n:^29}" for n in results))
-    print(f"{'':>5} {'':>9} | " + " | ".join(f"{'correct':>9} {'false-abst':>10} {'abstain':>8}" for _ in results))
+    print(f"{'depth':>5} {'penalty':>7} {'threshold':>9} | " + " | ".join(f"{n:^29}" for n in results))
+    print(f"{'':>5} {'':>7} {'':>9} | " + " | ".join(f"{'correct':>9} {'false-abst':>10} {'abstain':>8}" for _ in results))
     for n in DEPTHS:
-        tables = {name: sweep(recs, n) for name, recs in results.items()}
-        scores = [np.mean([tables[name][i][1] + tables[name][i][3] for name in tables])
-                  for i in range(len(next(iter(tables.values()))))]
-        i = int(np.argmax(scores))
-        t = next(iter(tables.values()))[i][0]
-        cells = " | ".join(f"{tables[name][i][1]:>9.3f} {tables[name][i][2]:>10.3f} {tables[name][i][3]:>8.3f}"
-                           for name in tables)
-        print(f"{n:>5} {t:>9.2f} | {cells}   objective {scores[i]:.3f}")
-        if best is None or scores[i] > best[0] + 0.005:  # a deeper read must pay for its latency
-            best = (scores[i], n, t)
-    _, n, t = best
-    print(f"chosen: reader depth {n}, threshold {t:.2f}")
+        for p in PENALTIES:
+            key = f"{n}/{p}"
+            tables = {name: sweep(recs, key) for name, recs in results.items()}
+            scores = [np.mean([tables[name][i][1] + tables[name][i][3] for name in tables])
+                      for i in range(len(next(iter(tables.values()))))]
+            i = int(np.argmax(scores))
+            t = next(iter(tables.values()))[i][0]
+            cells = " | ".join(f"{tables[name][i][1]:>9.3f} {tables[name][i][2]:>10.3f} {tables[name][i][3]:>8.3f}"
+                               for name in tables)
+            print(f"{n:>5} {p:>7} {t:>9.2f} | {cells}   objective {scores[i]:.3f}", flush=True)
+            if best is None or scores[i] > best[0] + (0.005 if n > best[1] else 0.0):  # depth must pay for itself
+                best = (scores[i], n, t, p)
+    _, n, t, p = best
+    print(f"chosen: reader depth {n}, rank penalty {p}, threshold {t:.2f}")
     for name, recs in results.items():
-        words = [r[f"a{n}"][2] for r in recs if r[f"a{n}"][0] >= t]
+        words = [r[f"a{n}/{p}"][2] for r in recs if r[f"a{n}/{p}"][0] >= t]
         print(f"  {name}: median answer {np.median(words) if words else 0:.0f} words")
     if args.write:
         from bot.answer.span_reader import SHIPPED_MODEL
 
         path = Path(args.model or SHIPPED_MODEL) / "reader.json"
         cfg = json.loads(path.read_text()) if path.exists() else {}
-        cfg.update({"threshold": round(t, 2), "depth": n, "calibrated_on": [s.name for s in sets]})
+        cfg.update({"threshold": round(t, 2), "depth": n, "rank_penalty": p, "calibrated_on": [s.name for s in sets]})
         path.write_text(json.dumps(cfg, indent=2) + "\n")
         print("wrote", path)
 

@@ -16,7 +16,7 @@ from bot.answer import ABSTAIN_TEXT
 from bot.answer.span_reader import Span, SpanReader
 from bot.types import Answer, Chunk, Citation
 
-MAX_WORDS = 40
+MAX_WORDS = 35  # the goal is a median answer <= 40 words; two-part answers get half each
 # "How many X and how many Y", "who won and by how much": two question words joined by "and",
 # or "and" followed by a second wh-phrase ("..., and out of how many?").
 _TWO_THINGS = re.compile(
@@ -25,6 +25,29 @@ _TWO_THINGS = re.compile(
     re.I,
 )
 _FALLBACK_SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+[\"”’']?|$)")
+
+
+_DATE_LINE = re.compile(
+    r"^\W*(?:(?:mon|tue|wed|thu|fri|sat|sun)\w*,?\s+)?(?:\w+\.?\s+\d{1,2},?\s+\d{4}|\d{1,2}\s+\w+\.?\s+\d{4}|\d{4}-\d{2}-\d{2})"
+    r"(?:\s*(?:at\s+)?\d{1,2}:\d{2}.*)?\W*$",
+    re.I,
+)
+_END = tuple(".!\"”’')")
+
+
+def heading_ranges(chunk: Chunk) -> list[tuple[int, int]]:
+    """Lines of the chunk that are no answer: the headline, datelines, questions and short unpunctuated headings."""
+    out, pos = [], 0
+    title = chunk.title.strip().lower()
+    for line in chunk.text.split("\n"):
+        start, pos = pos, pos + len(line) + 1
+        t = line.strip()
+        if not t:
+            continue
+        if (t.lower() == title or _DATE_LINE.match(t) or t.endswith("?")
+                or (not t.endswith(_END) and len(t.split()) <= 15)):
+            out.append((start, start + len(line)))
+    return out
 
 
 def asks_two_things(question: str) -> bool:
@@ -40,6 +63,7 @@ class Found:
     span: Span
     sent_start: int
     sent_end: int
+    rank: int = 0  # the chunk's place in retrieval order
 
     @property
     def sentence(self) -> str:
@@ -81,24 +105,31 @@ class ReaderAnswerer:
     mode = "reader"
 
     def __init__(self, reader: SpanReader, threshold: float | None = None, max_chunks: int | None = None,
-                 max_words: int = MAX_WORDS):
+                 max_words: int = MAX_WORDS, rank_penalty: float | None = None):
         self.reader = reader
+        # The reader scores each chunk alone; retrieval saw the whole corpus. A span from a lower-ranked
+        # chunk must beat the better-ranked ones by rank_penalty per place (calibrated on validation data).
+        self.rank_penalty = reader.rank_penalty if rank_penalty is None else rank_penalty
         # Unset means the values calibrated for this model on validation data (its reader.json).
         self.threshold = reader.threshold if threshold is None else threshold
         self.max_chunks = reader.depth if max_chunks is None else max_chunks
         self.max_words = max_words
 
     def find(self, question: str, chunks: Sequence[Chunk]) -> list[Found]:
-        """Every chunk's best span, best margin first."""
+        """Every chunk's best span, best first (see `order`)."""
         chunks = list(chunks[: self.max_chunks])
-        spans = self.reader.read(question, [c.text for c in chunks])
+        spans = self.reader.read(question, [c.text for c in chunks], [heading_ranges(c) for c in chunks])
         found = []
         for sp in spans:
             chunk = chunks[sp.passage]
             a, b = sentence_bounds(chunk, sp.start, sp.end)
-            found.append(Found(chunk, sp, a, b))
-        found.sort(key=lambda f: f.span.margin, reverse=True)
-        return found
+            found.append(Found(chunk, sp, a, b, sp.passage))
+        return self.order(found)
+
+    def order(self, found: list[Found], rank_penalty: float | None = None) -> list[Found]:
+        """Findings best first: span margin less the rank penalty of their chunk."""
+        p = self.rank_penalty if rank_penalty is None else rank_penalty
+        return sorted(found, key=lambda f: f.span.margin - p * f.rank, reverse=True)
 
     def answer(self, question: str, chunks: Sequence[Chunk], vector=None) -> Answer:
         """An Answer quoting the best span's sentence with [1], or an abstention listing the closest sources."""

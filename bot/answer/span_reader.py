@@ -124,6 +124,7 @@ class SpanReader:
         self.stride = int(config.get("stride", 96))
         self.threshold = float(config.get("threshold", 0.0))
         self.depth = int(config.get("depth", 6))
+        self.rank_penalty = float(config.get("rank_penalty", 0.0))
         self.name = config.get("name", str(model or folder))
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.no_truncation()
@@ -160,12 +161,21 @@ class SpanReader:
                 out[i] = (start[row, :n], end[row, :n])
         return out
 
-    def read(self, question: str, passages: Sequence[str]) -> list[Span]:
-        """The best span of each passage (by margin over "no answer"), in passage order."""
+    def read(self, question: str, passages: Sequence[str],
+             blocked: Sequence[Sequence[tuple[int, int]]] | None = None) -> list[Span]:
+        """The best span of each passage (by margin over "no answer"), in passage order.
+
+        `blocked` gives, per passage, character ranges the model reads but may not answer from
+        (headlines and datelines: they echo the question without answering it).
+        """
         windows = featurize(self.tokenizer, question, passages, self.max_len, self.stride)
         best: dict[int, Span] = {}
         for w, (s, e) in zip(windows, self.logits(windows)):
-            i, j, score, null = best_spans(s, e, w.offsets)
+            offsets = w.offsets
+            if blocked and blocked[w.passage]:
+                ranges = blocked[w.passage]
+                offsets = [None if o is not None and any(a <= o[0] < b for a, b in ranges) else o for o in offsets]
+            i, j, score, null = best_spans(s, e, offsets)
             if i < 0:
                 continue
             span = Span(w.passage, w.offsets[i][0], w.offsets[j][1], score, null)

@@ -471,7 +471,7 @@ def test_health_endpoint(start_bot):
     sent = bot.request("GET", "/health")
     assert sent.status == 200
     body = json.loads(sent.body)
-    assert body["ok"] is True and body["mode"] == "extractive" and "documents" in body["index"]
+    assert body["ok"] is True and body["mode"] == "reader" and "documents" in body["index"]
     assert bot.request("GET", "/nope").status == 404
 
 
