@@ -115,13 +115,14 @@ class HybridRetriever:
         self.dense_weight = dense_weight
         self.sentence_vectors = sentence_vectors
         self.sentence_weight = sentence_weight if sentence_vectors is not None else 0.0
-        if lexical is not None:
+        meta = getattr(lexical, "meta", None)
+        if meta is not None:
             stored = store.count()
-            if stored != lexical.meta.n_chunks:
+            if stored != meta.n_chunks:
                 # A run killed between writing the store and rebuilding BM25, or one still running.
                 # Answers stay right (BM25 hits the store lacks are dropped), but the user should know.
                 log.warning("the index is out of step (%d chunks in Chroma, %d in BM25): run `qa index` to "
-                            "bring it up to date", stored, lexical.meta.n_chunks)
+                            "bring it up to date", stored, meta.n_chunks)
 
     def allowed_docs(self, filters: Filters) -> list[str] | None:
         """Article ids that pass the filters, or None when unfiltered."""

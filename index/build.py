@@ -216,7 +216,7 @@ def index_lock(lexical_dir: Path, on_wait: Callable[[str], None] | None = None) 
     path = lock_path(lexical_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     owner = path.with_suffix(".owner")
-    lock = FileLock(str(path))
+    lock = FileLock(str(path), is_singleton=True)  # re-entrant within a process (a rebuild holds it, then builds)
     try:
         lock.acquire(timeout=0)
     except Timeout:

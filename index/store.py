@@ -222,6 +222,10 @@ class ChromaStore:
 
                 aside = path.with_name(f"chroma.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
                 path.rename(aside)
+                # Chroma caches one client per path in a process; the next open must start afresh.
+                from chromadb.api.client import SharedSystemClient
+
+                SharedSystemClient.clear_system_cache()
                 log.debug("chroma store unreadable", exc_info=exc)
                 return f"moved the damaged store {where} to {aside}"
         try:

@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -600,3 +601,49 @@ def test_splitting_a_4_mb_paragraph_stays_within_bounded_memory(settings):
     assert n_chunks > 3000
     print(f"{n_chunks} chunks, +{grown_mb} MB")
     assert grown_mb < 250, grown_mb
+
+
+# --- one run at a time --------------------------------------------------------------------------------
+def test_a_second_indexing_run_waits_for_the_first_and_then_has_nothing_left_to_do(tmp_path, encoder, settings):
+    from index.build import index_lock
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEEDS / "004_d4eda17714fa30b5.txt", corpus)
+    data = tmp_path / "data"
+    folder = lexical_folder(data, COLLECTION)
+    with index_lock(folder):  # this test is "the first run"
+        proc = subprocess.Popen([str(QA), "index", str(corpus), "--data-dir", str(data)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=qa_env(settings), cwd=tmp_path)
+        try:
+            line = proc.stderr.readline()
+            assert line.startswith("waiting: another `qa index` (pid ") and str(os.getpid()) in line, line
+            # While it waits, the first run does the work.
+            run(corpus, data, encoder, chunk_size=int(CRASH_ENV["QA_CHUNK_SIZE"]),
+                chunk_overlap=int(CRASH_ENV["QA_CHUNK_OVERLAP"]))
+            assert proc.poll() is None
+        except BaseException:
+            proc.kill()
+            raise
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    added, updated, removed, unchanged, embedded, _ = map(int, SUMMARY.search(out).groups())
+    assert (added, updated, unchanged, embedded) == (0, 0, 1, 0)  # the work is not done twice
+
+
+def test_ctrl_c_during_indexing_says_the_run_can_be_resumed(tmp_path, settings):
+    corpus = make_crash_corpus(tmp_path / "corpus")
+    data = tmp_path / "data"
+    proc = subprocess.Popen([str(QA), "index", str(corpus), "--data-dir", str(data)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=qa_env(settings), cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while chroma_rows(data) == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "resume" in err, err  # before: a KeyboardInterrupt traceback
