@@ -202,6 +202,9 @@ def _run_index(settings, directory: Path, replace: bool = False, follow_symlinks
     from index.sanitize import safe_text
 
     err = _err_console()
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        # Skipped files are listed once, at the end, as "warning:" lines; the loader's log would repeat each.
+        logging.getLogger("index.loaders").setLevel(logging.ERROR)
     scan(directory, follow_symlinks)  # a missing or empty folder fails here, before anything is opened or written
     store = _open_store(settings, create=True)
     encoder = MiniLMEncoder(settings.model_cache_dir)

@@ -169,7 +169,9 @@ tr.na td:first-child{border-left:4px solid #ccc} .num{text-align:right;white-spa
 
 def render_html(rows: list[dict[str, Any]], summary: dict[str, Any], charts: dict[str, bytes]) -> str:
     """report.html: one self-contained page (headline numbers, embedded charts, every question)."""
-    e = html.escape
+    def e(text: Any) -> str:
+        return html.escape(safe_text(str(text)))
+
     run, metrics, counts = summary["run"], summary["metrics"], summary["counts"]
     headline = [n for n in ("pass_rate", "correctness", "hit@5", "mrr", "context_recall", "citation_precision",
                             "abstention_recall", "latency_p95_ms", "faithfulness") if metrics.get(n) is not None]

@@ -202,3 +202,17 @@ def test_qa_index_of_nothing_is_one_error_line(tmp_path, case):
     expected = {"empty": "holds no files", "unsupported": "1 file (1 .pdf)", "no_default": "`qa index DIR`"}[case]
     assert expected in line, line
     assert not (tmp_path / "data" / "chroma").exists()  # nothing was created
+
+
+def test_file_names_with_markup_and_escapes_are_printed_as_text(seed_settings, tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / "x[").mkdir(parents=True)
+    (corpus / "x[" / "yellow].txt").write_text("")  # doc id "x[/yellow].txt", skipped with a warning
+    (corpus / "[b]ok.txt").write_text("Storm hits coast\n\nWinds rose to 90 km/h in Kestrel Bay on Monday.\n")
+    env = {"QA_MODEL_CACHE_DIR": str(seed_settings.model_cache_dir)}
+    run = _qa(["index", str(corpus), "--data-dir", str(tmp_path / "data")], tmp_path, env)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr  # before: rich MarkupError
+    assert [l for l in run.stderr.splitlines() if not l.startswith("indexed ")] == ["warning: x[/yellow].txt: skipped: empty file"]
+    asked = _qa(["ask", "How fast were the winds in Kestrel Bay?", "--data-dir", str(tmp_path / "data")], tmp_path,
+                {**env, "COLUMNS": "200"})
+    assert asked.returncode == 0 and "[b]ok.txt" in asked.stdout, asked.stderr
