@@ -210,7 +210,7 @@ def _run_index(settings, directory: Path, replace: bool = False, follow_symlinks
     encoder = MiniLMEncoder(settings.model_cache_dir)
 
     def on_wait(message: str) -> None:
-        err.print(f"waiting: {escape(safe_text(message))} (Ctrl-C to stop)")
+        err.print(f"waiting: {escape(safe_text(message))} (Ctrl-C to stop)", soft_wrap=True)
 
     def build(on_progress):
         return build_index(
@@ -255,8 +255,8 @@ def _run_index(settings, directory: Path, replace: bool = False, follow_symlinks
                       file=sys.stderr, flush=True)
 
         report = build(on_progress)
-    for w in report.warnings:
-        err.print(f"[yellow]warning[/]: {escape(safe_text(w.path))}: {escape(safe_text(w.message))}")
+    for w in report.warnings:  # one line each, however narrow the terminal
+        err.print(f"[yellow]warning[/]: {escape(safe_text(w.path))}: {escape(safe_text(w.message))}", soft_wrap=True)
     print(report.summary())
 
 
@@ -281,10 +281,10 @@ def _rebuild_index(settings, directory: Optional[Path], follow_symlinks: bool) -
                                 "folder of articles to rebuild from.")
     err = _err_console()
     # Held from the deletion to the end of the last build (the lock is re-entrant within a process).
-    with index_lock(folder, lambda m: err.print(f"waiting: {m}", markup=False)):
+    with index_lock(folder, lambda m: err.print(f"waiting: {m}", markup=False, soft_wrap=True)):
         done = ChromaStore.drop(settings.data_dir, settings.collection, settings.chroma_host, settings.chroma_port)
         shutil.rmtree(folder, ignore_errors=True)
-        err.print(f"rebuild: {done}", markup=False)
+        err.print(f"rebuild: {done}", markup=False, soft_wrap=True)
         for src in sources:
             _run_index(settings, src, follow_symlinks=follow_symlinks)
 

@@ -288,6 +288,7 @@ def load_article(path: Path, root: Path, warnings: list[LoadWarning]) -> Article
     except OSError as exc:
         warnings.append(LoadWarning(rel, f"skipped: unreadable ({exc.strerror or exc})"))
         return None
+    mark = len(warnings)
     text = _decode(raw, rel, warnings)
     if text is None:
         return None
@@ -296,6 +297,7 @@ def load_article(path: Path, root: Path, warnings: list[LoadWarning]) -> Article
     else:
         title, body = None, text
     if (why := not_language(body)) is not None:
+        del warnings[mark:]  # "decoded as latin-1" says nothing once the file is skipped: one line per file
         warnings.append(LoadWarning(rel, f"skipped: not text in a language ({why})"))
         return None
     # Escape sequences in an article must never reach a terminal, a Slack message or a report.

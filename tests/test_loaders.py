@@ -567,9 +567,9 @@ def _random_bytes(n: int, alphabet: range | list[int]) -> bytes:
 def test_text_that_is_not_language_is_skipped_with_a_warning(tmp_path, content):
     write(tmp_path, "a_good.txt", GOOD)
     write(tmp_path, "noise.txt", content)
-    docs, warnings = by_id(tmp_path)
-    assert sorted(docs) == ["a_good.txt"]
-    assert "not text in a language" in warnings["noise.txt"]
+    articles, warnings = load_corpus(tmp_path)
+    assert [a.doc_id for a in articles] == ["a_good.txt"]
+    assert [(w.path, "not text in a language" in w.message) for w in warnings] == [("noise.txt", True)]  # one line
 
 
 @pytest.mark.parametrize(
