@@ -257,10 +257,12 @@ def _title_from_lines(text: str, head_lines: int = 8) -> str | None:
     if not _is_masthead(first):
         return first if is_title(first) else None
     # The headline follows the masthead; a line the page repeats (headline, then the story's own title) is surest.
+    # The masthead stays after it, as HTML titles have it ("Headline — Site"): it says who published the story.
     later = [line for line in lines[1:] if is_title(line) and not _is_masthead(line) and len(line.split()) >= 3
              and not line.endswith(".")]
     repeated = [line for line in later if text.count(line) > 1]
-    return (repeated or later or [first])[0]
+    headline = (repeated or later or [None])[0]
+    return f"{headline} — {first}" if headline else first
 
 
 def _clip_title(title: str) -> str:
