@@ -5,7 +5,6 @@ Slack, the REPL and evaluation are thin adapters around `Pipeline.ask` / `Pipeli
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,58 +12,16 @@ from typing import TYPE_CHECKING
 
 from bot.answer.extractive import ABSTAIN_TEXT, ExtractiveAnswerer
 from bot.errors import BadQuestion, IndexMissing
+from bot.followup import carry_subject, subject_of  # noqa: F401 - subject_of re-exported
 from bot.passages import article_passages, stitch
 from bot.retrieval import HybridRetriever, relative_score_fusion
 from bot.types import Answer, Chunk, Conversation, Delta, Filters, Question
-from index.lexical import STOPWORDS
 
 if TYPE_CHECKING:
     import numpy as np
 
     from bot.config import Settings
     from index.lexical import LexicalIndex
-
-_PRONOUN = re.compile(r"\b(it|its|it's|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those|there)\b", re.I)
-_ENTITY = re.compile(r"\b[A-Z][\w’'&.-]*(?:\s+(?:of\s+|the\s+|and\s+)?[A-Z][\w’'&.-]*)*")
-_FUNCTION_WORDS = set(STOPWORDS) | {"and", "but", "so", "or", "also", "then", "now", "please", "ok", "okay"}
-_QUESTION_WORDS = {"Who", "What", "When", "Where", "Which", "Why", "How", "Whose", "Did", "Does", "Do", "Is", "Are",
-                   "Was", "Were", "Can", "Could", "Tell", "Name", "List", "The", "A", "An", "In", "At", "On"}
-
-
-def _skippable(word: str) -> bool:
-    """Sentence-initial words that are capitalised but name nothing: "What's", "And", "Also"."""
-    base = word.replace("’", "'").split("'")[0]
-    return base in _QUESTION_WORDS or base.lower() in _FUNCTION_WORDS
-
-
-def subject_of(question: str) -> str | None:
-    """The named subject of a question: its first capitalised phrase that isn't a question word."""
-    for m in _ENTITY.finditer(question):
-        words = m.group(0).split()
-        while words and _skippable(words[0]):
-            words = words[1:]
-        phrase = " ".join(words).strip(" ?.,")
-        if phrase:
-            return phrase
-    return None
-
-
-def carry_subject(question: str, previous: str) -> str:
-    """A follow-up made standalone without an LLM: its pronoun replaced by the previous turn's subject."""
-    subject = subject_of(previous)
-    if _PRONOUN.search(question):
-        if not subject:
-            return f"{question} ({previous})"
-
-        def sub(m: re.Match) -> str:
-            word = m.group(0).lower()
-            return f"{subject}'s" if word in {"its", "their", "his", "her", "theirs", "hers"} else subject
-
-        return _PRONOUN.sub(sub, question, count=1)
-    if subject and len(question.split()) <= 4 and not subject_of(question):
-        return f"{question} ({subject})"  # "And the date?" is too short to stand alone
-    return question
-
 
 def release_free_memory() -> None:
     """Hand the heap that opening the index freed back to the OS (glibc only; a no-op elsewhere).

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from bot import render
 from bot.errors import QAError
 from bot.types import Answer, Conversation, Delta
+from index.sanitize import safe_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -159,7 +160,7 @@ def live_progress(console: Console, interactive: bool) -> Iterator[Callable[[str
 
     with Live(Spinner("dots", " searching the articles…", style="dim"), console=console, transient=True,
               refresh_per_second=15) as live:
-        yield lambda text: live.update(Text(text))
+        yield lambda text: live.update(Text(safe_text(text)))
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -180,7 +181,9 @@ COMMANDS: dict[str, Command] = {
     "/help": Command("cmd_help", "/help", "this list"),
     "/quit": Command("cmd_quit", "/quit", "leave (Ctrl-D works too)"),
 }
-ALIASES = {"/exit": "/quit", "/q": "/quit", "/?": "/help"}
+ALIASES = {"/exit": "/quit", "/q": "/quit", "/?": "/help", "/clear": "/reset"}
+# Typed alone, these words mean the command: nobody asks the articles "exit".
+BARE_WORDS = {"help": "/help", "exit": "/quit", "quit": "/quit", "clear": "/reset", "bye": "/quit"}
 
 
 # --- the session ---------------------------------------------------------------------------------
@@ -199,12 +202,13 @@ class ChatSession:
     # -- one line of input -------------------------------------------------------------------
     def handle(self, line: str) -> None:
         """Run one line: a /command or a question. Raises Quit; reports errors in one line and carries on."""
-        line = line.strip()
+        line = safe_text(line).strip()
         if not line:
             return
+        bare = BARE_WORDS.get(line.lower().rstrip("!?. "))
         try:
-            if line.startswith("/"):
-                self.run_command(line)
+            if line.startswith("/") or bare:
+                self.run_command(bare or line)
             else:
                 self.ask(line)
         except (Quit, KeyboardInterrupt):
@@ -257,7 +261,7 @@ class ChatSession:
         from rich.markup import escape
 
         if answer.standalone_question:  # says how a follow-up was understood, so wrong guesses are visible
-            self.console.print(f"[dim]↳ {escape(answer.standalone_question)}[/]")
+            self.console.print(f"[dim]↳ {escape(safe_text(answer.standalone_question))}[/]")
         render.print_answer(answer, self.console, quotes=False)
         self.console.print()
 
@@ -270,7 +274,7 @@ class ChatSession:
         from rich.markup import escape
 
         self.failures += 1
-        self.err.print(f"[red]error:[/] {escape(message)}")
+        self.err.print(f"[red]error:[/] {escape(safe_text(message))}")
 
     def unknown_command(self, name: str) -> None:
         """A hint for a mistyped command, with the closest real one."""
@@ -330,6 +334,7 @@ class ChatSession:
         self.say("Type a question; follow-ups use the conversation so far. Commands:")
         for command in COMMANDS.values():
             self.say(f"  [bold]{command.usage:<9}[/] {command.help}")
+        self.say("  [dim]help, exit, quit and clear typed alone work too (clear = /reset).[/]")
         if self.interactive:
             self.say("  [dim]Ctrl-C cancels an answer in progress; Ctrl-D quits.[/]")
 
@@ -339,16 +344,17 @@ class ChatSession:
 
 
 def _esc(text: str) -> str:
-    """Text made safe to embed in rich markup."""
+    """Text made safe to embed in rich markup (and for a terminal: no control sequences)."""
     from rich.markup import escape
 
-    return escape(text)
+    return escape(safe_text(text))
 
 
 def _highlighted(passage: str, quote: str):
     """The passage as rich Text with the quoted sentence highlighted."""
     from rich.text import Text
 
+    passage, quote = safe_text(passage), safe_text(quote)
     text = Text(passage)
     start = passage.find(quote)
     if start >= 0:
@@ -446,6 +452,10 @@ def run_chat(settings: Settings) -> int:
     console, err = make_consoles(interactive)
     chat = ChatSession(PipelineLoader(lambda: open_and_warm(settings)), console, err, interactive)
     if not interactive:
-        return piped_loop(chat, iter(sys.stdin.readline, ""))
+        import io
+
+        # Bytes that are not UTF-8 in a piped question are replaced, not a traceback that ends the run.
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+        return piped_loop(chat, iter(stdin.readline, ""))
     _quiet_llm_warnings()
     return interactive_loop(chat, Path(settings.data_dir) / HISTORY_FILE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,6 +11,8 @@ from bot.types import Chunk, Filters, Sentence
 from index.embedding import MiniLMEncoder
 from index.lexical import LexicalIndex, SentenceVectors
 from index.store import ChromaStore, StoredChunk
+
+log = logging.getLogger(__name__)
 
 RRF_K = 60  # the constant from Cormack et al. (2009), also LlamaIndex's default
 
@@ -112,6 +115,14 @@ class HybridRetriever:
         self.dense_weight = dense_weight
         self.sentence_vectors = sentence_vectors
         self.sentence_weight = sentence_weight if sentence_vectors is not None else 0.0
+        meta = getattr(lexical, "meta", None)
+        if meta is not None:
+            stored = store.count()
+            if stored != meta.n_chunks:
+                # A run killed between writing the store and rebuilding BM25, or one still running.
+                # Answers stay right (BM25 hits the store lacks are dropped), but the user should know.
+                log.warning("the index is out of step (%d chunks in Chroma, %d in BM25): run `qa index` to "
+                            "bring it up to date", stored, meta.n_chunks)
 
     def allowed_docs(self, filters: Filters) -> list[str] | None:
         """Article ids that pass the filters, or None when unfiltered."""
@@ -131,6 +142,13 @@ class HybridRetriever:
         n = max(self.candidates, k)
         dense = self.store.query(vector, n, doc_ids=allowed)
         sparse = self.lexical.search(text, n, doc_ids=allowed) if self.lexical else []
+        # The BM25 side can lag behind the store (a run killed before rebuilding it): never answer
+        # from a chunk the store no longer holds, such as one of a removed article.
+        dense_ids = {c.id for c, _ in dense}
+        unconfirmed = [c.id for c, _ in sparse if c.id not in dense_ids]
+        if unconfirmed:
+            held = self.store.existing(unconfirmed) | dense_ids
+            sparse = [(c, s) for c, s in sparse if c.id in held]
         by_id: dict[str, StoredChunk] = {c.id: c for c, _ in sparse}
         by_id.update({c.id: c for c, _ in dense})  # the store's copy is authoritative
         if self.fusion == "rrf":

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bot.errors import QAError
 from eval.metrics import question_metrics, summarize
 from eval.questions import EvalQuestion
+from index.sanitize import safe_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,6 +51,8 @@ def result_row(q: EvalQuestion, answer: Answer, judged: dict[str, Any] | None = 
     )
     if judged:
         metrics.update(judged)
+    if error:
+        metrics["passed"] = False  # a question the pipeline refused is not a pass, even an unanswerable one
     row: dict[str, Any] = {
         "id": q.id,
         "question": q.question,
@@ -87,7 +90,7 @@ def ask_one(pipeline: Pipeline, q: EvalQuestion, judge: Judge | None = None) -> 
     try:
         answer = pipeline.ask(q.question)
     except QAError as exc:
-        return result_row(q, Answer(question=q.question, text="", abstained=True, mode=pipeline.mode),
+        return result_row(q, Answer(question=q.question, text="", abstained=False, mode=pipeline.mode),
                           error=exc.user_message)
     judged = None
     if judge is not None and not answer.abstained:
@@ -117,16 +120,35 @@ def run_questions(pipeline: Pipeline, questions: Sequence[EvalQuestion], judge: 
     return rows
 
 
-def summary_of(rows: list[dict[str, Any]], **run: Any) -> dict[str, Any]:
-    """summary.json: run information, aggregate metrics and how many questions each is over."""
+def summary_of(rows: list[dict[str, Any]], settings: dict[str, Any] | None = None, **run: Any) -> dict[str, Any]:
+    """summary.json: run information, the retrieval and answer settings, aggregate metrics and how many
+    questions each is over."""
     from eval.metrics import by_kind
 
     metrics, counts = summarize(rows)
-    summary = {"run": run, "metrics": metrics, "counts": counts}
+    out = {"run": run, "metrics": metrics, "counts": counts}
+    if settings is not None:
+        out["settings"] = settings
     kinds = by_kind(rows)
     if kinds:
-        summary["by_kind"] = kinds
-    return summary
+        out["by_kind"] = kinds
+    return out
+
+
+# The settings that change what a run retrieves and answers: `--compare` names those that differ.
+RUN_SETTINGS = ("collection", "chunk_size", "chunk_overlap", "top_k", "candidates", "fusion", "dense_weight",
+                "sentence_weight", "rerank_depth", "rerank_weight", "llm_sources", "passage_chars",
+                "abstain_threshold", "offline_answerer", "reader_model", "reader_threshold", "reader_chunks", "llm_model", "llm_temperature", "max_question_chars")
+
+
+def run_settings(settings: Settings, mode: str) -> dict[str, Any]:
+    """The retrieval and answer settings of a run (LLM ones only when an LLM answers)."""
+    out = {name: getattr(settings, name) for name in RUN_SETTINGS if hasattr(settings, name)}
+    if mode != "llm":
+        out.pop("llm_model", None)
+        out.pop("llm_temperature", None)
+    out["answerer"] = mode
+    return {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v) for k, v in out.items()}
 
 
 # --- datasets ----------------------------------------------------------------------------
@@ -156,7 +178,7 @@ def index_dataset(dataset: Dataset, settings: Settings, console: Console | None 
         verb = "reused" if not (report.added or report.updated or report.removed) else "indexed"
         console.print(f"{dataset.name}: {verb} collection '{s.collection}' ({report.documents_total} documents, "
                       f"{report.chunks_total} chunks) in {time.perf_counter() - t0:.1f} s",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, soft_wrap=True, markup=False)
     return s
 
 
@@ -183,6 +205,7 @@ def default_questions_file() -> Path:
 def evaluate(opts: EvalOptions, settings: Settings) -> int:
     """Run `qa eval`; returns the exit code. User errors raise QAError (the CLI prints them, exit 2)."""
     from rich.console import Console
+    from rich.markup import escape
 
     from eval import report
 
@@ -192,6 +215,10 @@ def evaluate(opts: EvalOptions, settings: Settings) -> int:
         a, b = (report.load_run(p) for p in opts.compare)
         cmp = report.compare_runs(a, b)
         report.print_comparison(out_console, cmp, str(opts.compare[0]), str(opts.compare[1]))
+        if opts.out:
+            paths = report.write_comparison(opts.out, cmp)
+            out_console.print(escape(f"wrote {paths['comparison.md']} (and comparison.json)"), highlight=False,
+                              soft_wrap=True)
         return _check(out_console, b["summary"]["metrics"], thresholds)
     if opts.questions_file and opts.dataset:
         raise QAError("give a questions file or --dataset, not both")
@@ -203,7 +230,7 @@ def evaluate(opts: EvalOptions, settings: Settings) -> int:
 
         dataset = prepare(opts.dataset, settings.data_dir, opts.source_dir or settings.shared_data_dir, opts.limit)
         for note in dataset.notes:
-            err.print(f"note: {note}", highlight=False, soft_wrap=True)
+            err.print(escape(safe_text(f"note: {note}")), highlight=False, soft_wrap=True)
         settings = index_dataset(dataset, settings, err)
         questions, source = dataset.questions, f"{dataset.name} ({dataset.questions_file})"
     else:
@@ -212,7 +239,7 @@ def evaluate(opts: EvalOptions, settings: Settings) -> int:
         path = opts.questions_file or default_questions_file()
         questions, problems = load_questions(path, skip_bad=opts.skip_bad)
         for p in problems:
-            err.print(f"[yellow]skipped[/] {p}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]skipped[/] {escape(safe_text(p))}", highlight=False, soft_wrap=True)
         if opts.limit:
             questions = questions[: opts.limit]
         source = str(path)
@@ -236,12 +263,13 @@ def evaluate(opts: EvalOptions, settings: Settings) -> int:
         collection=settings.collection,
         top_k=settings.top_k,
         judge=judge.model if judge else None,
+        settings=run_settings(settings, pipeline.mode),
         **pipeline.info,
     )
     out = opts.out or Path("eval") / "runs" / started.strftime("%Y%m%d-%H%M%S")
     paths = report.write_run(out, rows, summary)
     report.print_summary(out_console, summary)
-    out_console.print(f"wrote {paths['report.html']} (and results.jsonl, summary.json, report.md)",
+    out_console.print(escape(f"wrote {paths['report.html']} (and results.jsonl, summary.json, report.md)"),
                       highlight=False, soft_wrap=True)
     return _check(out_console, summary["metrics"], thresholds)
 
@@ -264,6 +292,8 @@ def _check(console: Console, metrics: dict[str, Any], thresholds: dict[str, floa
     from eval.report import check_thresholds
 
     missed = check_thresholds(metrics, thresholds)
+    from rich.markup import escape
+
     for line in missed:
-        console.print(f"[red]FAIL[/] {line}", highlight=False)
+        console.print(f"[red]FAIL[/] {escape(line)}", highlight=False)
     return EXIT_THRESHOLD if missed else EXIT_OK

@@ -7,24 +7,31 @@ of removed ones, and redoes any article a killed run left half-written (present 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.embedding import MiniLMEncoder
+from index.errors import CorpusEmpty
 from index.lexical import LexicalIndex, SentenceVectors, fingerprint
-from index.loaders import Article, LoadWarning, load_corpus
-from index.store import ChromaStore, StoredChunk
+from index.loaders import Article, LoadWarning, load_articles, scan
+from index.store import ChromaStore, DocState, StoredChunk, lexical_folder  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
-GROUP_CHUNKS = 256
-_ABBREV_END = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Gen|Gov|Sen|Rep|St|Jr|Sr|No|Co|Inc|Corp|Ltd|Dept|Univ|vs)\.$")  # chunks embedded and written per step: a kill loses at most this much work
+GROUP_CHUNKS = 256  # chunks embedded and written per step: a kill loses at most this much work
+ENCODE_SLICE = 512  # chunks encoded at once: bounds memory however large one article is
+# Texts are split in pieces of at most this many characters (at a paragraph, line or sentence end):
+# the sentence tokenizer's regular expressions have a time limit, and a 15 MB paragraph exceeds it.
+PIECE_CHARS = 50_000
+_ABBREV_END = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Gen|Gov|Sen|Rep|St|Jr|Sr|No|Co|Inc|Corp|Ltd|Dept|Univ|vs)\.$")
 
 
 @dataclass(frozen=True)
@@ -41,14 +48,18 @@ class IndexReport:
     seconds: float
     warnings: tuple[LoadWarning, ...] = ()
     lexical_rebuilt: bool = False
+    kept: int = 0  # documents indexed from other folders, left as they are
 
     def summary(self) -> str:
         """One line for people."""
-        return (
+        line = (
             f"{self.added} added, {self.updated} updated, {self.removed} removed, {self.unchanged} unchanged "
             f"documents; {self.chunks_written} chunks embedded, {self.chunks_total} in the index; "
             f"{self.seconds:.1f} s"
         )
+        if self.kept:
+            line += f"; kept {self.kept} documents indexed from other folders (--replace removes them)"
+        return line
 
 
 @dataclass
@@ -100,49 +111,75 @@ class Chunker:
                 cursor = start + len(s)
         return ",".join(f"{s}-{e}" for s, e in spans)
 
-    def split(self, articles: Sequence[Article]) -> list[tuple[StoredChunk, str, list[tuple[int, int]]]]:
-        """Chunks of the articles, each with the text to embed (title + chunk, as LlamaIndex formats it)
+    def embed_title(self, title: str) -> str:
+        """The title as embedded with each chunk: at most a quarter of the chunk's tokens.
+
+        LlamaIndex counts the title against the chunk size; a long one leaves room for a few words of
+        text per chunk (or none, and raises).
+        """
+        budget = max(4, self.splitter.chunk_size // 4)
+        words = title.split()
+        while words and len(self.splitter._tokenizer(" ".join(words))) > budget:
+            words = words[: max(1, len(words) * 3 // 4)] if len(words) > 1 else []
+        return " ".join(words)
+
+    def split_one(self, article: Article) -> list[tuple[StoredChunk, str, list[tuple[int, int]]]]:
+        """Chunks of one article, each with the text to embed (title + chunk, as LlamaIndex formats it)
         and its sentences' character ranges within that text."""
         from llama_index.core import Document
         from llama_index.core.schema import MetadataMode
 
-        docs = [Document(text=a.text, id_=a.doc_id, metadata={"title": a.title}) for a in articles]
-        by_id = {a.doc_id: a for a in articles}
-        nodes_by_doc: dict[str, list] = {}
-        for node in self.splitter.get_nodes_from_documents(docs):
-            nodes_by_doc.setdefault(node.ref_doc_id, []).append(node)
+        title = self.embed_title(article.title)
+        nodes: list[tuple[int, object]] = []  # (offset of the node's text in the article, node)
+        for offset, piece in pieces(article.text):
+            doc = Document(text=piece, id_=article.doc_id, metadata={"title": title} if title else {})
+            for node in self.splitter.get_nodes_from_documents([doc]):
+                start = node.start_char_idx if node.start_char_idx is not None else piece.find(node.text)
+                nodes.append((offset + max(start, 0), node))
         out: list[tuple[StoredChunk, str, list[tuple[int, int]]]] = []
-        for doc_id, nodes in nodes_by_doc.items():
-            article = by_id[doc_id]
-            for i, node in enumerate(nodes):
-                start = node.start_char_idx if node.start_char_idx is not None else article.text.find(node.text)
-                chunk = StoredChunk(
-                    id=f"{doc_id}#{i}",
-                    doc_id=doc_id,
-                    title=article.title,
-                    date=article.date,
-                    text=node.text,
-                    start=max(start, 0),
-                    end=max(start, 0) + len(node.text),
-                    position=i,
-                    n_chunks=len(nodes),
-                    doc_hash=article.content_hash,
-                    sentences=self.sentence_spans(node.text),
-                )
-                embed_text = node.get_content(metadata_mode=MetadataMode.EMBED)
-                base = embed_text.rfind(node.text)
-                spans = [
-                    (base + int(a), base + int(b))
-                    for a, b in (p.split("-") for p in chunk.sentences.split(",") if p)
-                ]
-                out.append((chunk, embed_text, spans))
+        for i, (start, node) in enumerate(nodes):
+            chunk = StoredChunk(
+                id=f"{article.doc_id}#{i}",
+                doc_id=article.doc_id,
+                title=article.title,
+                date=article.date,
+                text=node.text,
+                start=start,
+                end=start + len(node.text),
+                position=i,
+                n_chunks=len(nodes),
+                doc_hash=article.content_hash,
+                sentences=self.sentence_spans(node.text),
+            )
+            embed_text = node.get_content(metadata_mode=MetadataMode.EMBED)
+            base = embed_text.rfind(node.text)
+            spans = [
+                (base + int(a), base + int(b))
+                for a, b in (p.split("-") for p in chunk.sentences.split(",") if p)
+            ]
+            out.append((chunk, embed_text, spans))
         return out
 
+    def split(self, articles: Sequence[Article]) -> list[tuple[StoredChunk, str, list[tuple[int, int]]]]:
+        """Chunks of the articles in order (see split_one)."""
+        return [piece for a in articles for piece in self.split_one(a)]
 
-def lexical_folder(data_dir: Path, collection: str, host: str | None = None, port: int | None = None) -> Path:
-    """Where the BM25 side of a collection lives (one per backend, so two stores never share one)."""
-    suffix = f"@{host}_{port}" if host else ""
-    return Path(data_dir) / "lexical" / f"{collection}{suffix}"
+
+def pieces(text: str, limit: int = PIECE_CHARS) -> Iterator[tuple[int, str]]:
+    """(offset, piece) of text in pieces of at most limit characters, cut at the last paragraph, line,
+    sentence or word end of each piece's second half (mid-word only when there is none)."""
+    start = 0
+    while start < len(text):
+        end = min(start + limit, len(text))
+        if end < len(text):
+            half = start + limit // 2
+            for sep in ("\n\n", "\n", ". ", " "):
+                cut = text.rfind(sep, half, end)
+                if cut >= 0:
+                    end = cut + len(sep)
+                    break
+        yield start, text[start:end]
+        start = end
 
 
 def _write_status(folder: Path, status: dict) -> None:
@@ -153,9 +190,48 @@ def _write_status(folder: Path, status: dict) -> None:
 
 
 def read_status(folder: Path) -> dict | None:
-    """The last run's status record, if any."""
+    """The last run's status record, if any (an unreadable one counts as none: it is only a record)."""
     path = folder / "status.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def lock_path(lexical_dir: Path) -> Path:
+    """The lock file of one index (beside its BM25 folder, which a rebuild deletes)."""
+    return lexical_dir.with_name(lexical_dir.name + ".lock")
+
+
+@contextmanager
+def index_lock(lexical_dir: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the index's write lock; a second indexing run waits for the first (on_wait says so once).
+
+    Two runs at once would embed the same articles twice, and over different folders interleave
+    their deletions and writes into an index that matches neither.
+    """
+    from filelock import FileLock, Timeout
+
+    path = lock_path(lexical_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    owner = path.with_suffix(".owner")
+    lock = FileLock(str(path), is_singleton=True)  # re-entrant within a process (a rebuild holds it, then builds)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            holder = owner.read_text(encoding="utf-8").strip()
+        except OSError:
+            holder = "another process"
+        if on_wait:
+            on_wait(f"another `qa index` ({holder}) is updating this index; waiting for it to finish")
+        lock.acquire()
+    try:
+        owner.write_text(f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}", encoding="utf-8")
+        yield
+    finally:
+        lock.release()
 
 
 def build_index(
@@ -168,22 +244,79 @@ def build_index(
     batch_size: int = 64,
     on_progress: Callable[[Progress], None] | None = None,
     backend: str = "",
+    replace: bool = False,
+    follow_symlinks: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IndexReport:
-    """Bring the index to exactly the articles under root; returns what changed."""
-    t0 = time.perf_counter()
-    articles, warnings = load_corpus(Path(root))
-    states, pairs = store.doc_states()
-    current = {a.doc_id: a for a in articles}
+    """Bring the index up to date with the articles under root (a folder, or one file); returns what changed.
 
-    sentvecs = SentenceVectors(lexical_dir)
+    Only articles that left root are removed (replace=True: every article not under root); articles
+    indexed from other folders stay. One run at a time per index (see index_lock).
+    """
+    with index_lock(lexical_dir, on_wait):
+        return _build(root, store, lexical_dir, encoder, chunk_size, chunk_overlap, batch_size, on_progress,
+                      backend, replace, follow_symlinks)
+
+
+def _build(
+    root: Path,
+    store: ChromaStore,
+    lexical_dir: Path,
+    encoder: MiniLMEncoder,
+    chunk_size: int,
+    chunk_overlap: int,
+    batch_size: int,
+    on_progress: Callable[[Progress], None] | None,
+    backend: str,
+    replace: bool,
+    follow_symlinks: bool,
+) -> IndexReport:
+    t0 = time.perf_counter()
+    corpus = scan(Path(root), follow_symlinks)
+    articles, warnings = load_articles(corpus)
+    if not articles:
+        first = f" ({warnings[0].path}: {warnings[0].message})" if warnings else ""
+        raise CorpusEmpty(f"No usable articles in {root}: all {len(corpus.files)} article files were skipped{first}.")
+    scope = str(corpus.root.resolve())
+    store.check_vectors()  # a damaged vector index needs a rebuild; adding to it would hide that
+    states, pairs = store.doc_states()
+    status = read_status(lexical_dir) or {}
+    # Chunks written before folders were recorded belong to the folder the last run indexed.
+    legacy_root = status.get("corpus", "") if isinstance(status.get("corpus"), str) else ""
+
+    def owner(state: DocState) -> str:
+        return state.root or legacy_root
+
+    current: dict[str, Article] = {}
+    for a in articles:
+        state = states.get(a.doc_id)
+        theirs = owner(state) if state else ""
+        if state and not replace and theirs and theirs != scope and state.doc_hash != a.content_hash:
+            # Same relative path under two folders: replacing one article by another would lose it.
+            warnings.append(LoadWarning(a.doc_id, f"skipped: an article with this id was indexed from {theirs}; "
+                                                  "rename the file, or index with --replace"))
+            continue
+        current[a.doc_id] = a
+    unrooted = [d for d, st in states.items() if not st.root and (legacy_root or d in current)]
+    if unrooted:
+        store.set_root(unrooted, legacy_root or scope)
+        for d in unrooted:
+            states[d] = dataclasses.replace(states[d], root=legacy_root or scope)
+    if replace:
+        removed = sorted(set(states) - set(current))
+    elif corpus.single_file:
+        removed = []
+    else:
+        removed = sorted(d for d, st in states.items() if d not in current and owner(st) == scope)
+
+    sentvecs = open_sentence_vectors(lexical_dir)
     # Sentence vectors live beside the BM25 side, not in Chroma: an article whose chunks lack them
     # (lost data dir, or a new one pointed at an existing Chroma server) is embedded again.
     have = sentvecs.ids()
     lacking = {chunk_id.rsplit("#", 1)[0] for chunk_id, _ in pairs if chunk_id not in have}
-    removed = sorted(set(states) - set(current))
     todo: list[Article] = []
     added = updated = unchanged = 0
-    for a in articles:
+    for a in current.values():
         state = states.get(a.doc_id)
         if state is None:
             added += 1
@@ -205,18 +338,33 @@ def build_index(
     group: list[Article] = []
 
     def flush() -> None:
-        nonlocal written
-        pieces = chunker.split(group)
-        vectors, sentence_vectors = encoder.encode(
-            [text for _, text, _ in pieces], batch_size=batch_size, spans=[s for _, _, s in pieces]
-        )
-        sentvecs.put([c.id for c, _, _ in pieces], sentence_vectors)
+        nonlocal written, added, updated
+        parts: list[tuple[StoredChunk, str, list[tuple[int, int]]]] = []
+        ok: list[Article] = []
+        for a in group:
+            try:
+                parts += chunker.split_one(a)
+                ok.append(a)
+            except Exception as exc:  # noqa: BLE001 - one bad article never aborts the run
+                log.debug("splitting %s failed", a.doc_id, exc_info=True)
+                warnings.append(LoadWarning(a.doc_id, f"skipped: could not be split into chunks ({type(exc).__name__})"))
+                if a.doc_id in states:
+                    updated -= 1
+                else:
+                    added -= 1
         # Delete first, then write: a kill in between leaves the article absent, which the next run adds.
-        store.delete_docs([a.doc_id for a in group if a.doc_id in states])
-        store.upsert([c for c, _, _ in pieces], vectors)
-        written += len(pieces)
+        store.delete_docs([a.doc_id for a in ok if a.doc_id in states])
+        for start in range(0, len(parts), ENCODE_SLICE):
+            part = parts[start : start + ENCODE_SLICE]
+            vectors, sentence_vectors = encoder.encode(
+                [text for _, text, _ in part], batch_size=batch_size, spans=[s for _, _, s in part]
+            )
+            # Sentence vectors first: a chunk in the store always has them.
+            sentvecs.put([c.id for c, _, _ in part], sentence_vectors)
+            store.upsert([c for c, _, _ in part], vectors, root=scope)
+            written += len(part)
+            progress.chunks_done = written
         progress.docs_done += len(group)
-        progress.chunks_done = written
         group.clear()
         if on_progress:
             on_progress(progress)
@@ -231,18 +379,20 @@ def build_index(
     if group:
         flush()
 
-    # Bring the BM25 side in step with the store whenever the store's content differs from it.
+    # Bring the BM25 side in step with the store whenever the store's content differs from it,
+    # or its files are damaged (they are derived from the store, so they can always be rebuilt).
     if todo or removed:
         states, pairs = store.doc_states()
     fp = fingerprint(pairs)
     meta = LexicalIndex.read_meta(lexical_dir)
     rebuilt = False
-    if meta is None or meta.fingerprint != fp:
+    if meta is None or meta.fingerprint != fp or LexicalIndex.problems(lexical_dir):
         LexicalIndex.build(lexical_dir, store.all_chunks(), fp, extra={"model": encoder.name})
         sentvecs.prune({chunk_id for chunk_id, _ in pairs})
         rebuilt = True
     sentvecs.close()
 
+    roots = {owner(st) for st in states.values()} - {""}
     report = IndexReport(
         added=added,
         updated=updated,
@@ -254,12 +404,14 @@ def build_index(
         seconds=time.perf_counter() - t0,
         warnings=tuple(warnings),
         lexical_rebuilt=rebuilt,
+        kept=sum(1 for st in states.values() if owner(st) != scope),
     )
     _write_status(
         lexical_dir,
         {
             "last_run": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "corpus": str(Path(root).resolve()),
+            "corpus": scope,
+            "corpora": sorted(roots | {scope}),
             "backend": backend,
             "embedding_model": encoder.name,
             "report": {k: v for k, v in report.__dict__.items() if k != "warnings"},
@@ -267,3 +419,19 @@ def build_index(
         },
     )
     return report
+
+
+def open_sentence_vectors(lexical_dir: Path) -> SentenceVectors:
+    """The sentence-vector table for writing; an unreadable one is set aside (its articles are embedded again)."""
+    try:
+        vectors = SentenceVectors(lexical_dir)
+        vectors.count()
+        return vectors
+    except Exception as exc:  # noqa: BLE001 - sqlite3.DatabaseError and friends: the file is damaged
+        path = lexical_dir / "sentences.sqlite"
+        aside = path.with_name(f"sentences.damaged-{time.strftime('%Y%m%d-%H%M%S')}.sqlite")
+        log.warning("%s is unreadable (%s); moved to %s, its articles are embedded again", path, exc, aside.name)
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{path}{suffix}").exists():
+                os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+        return SentenceVectors(lexical_dir)

@@ -54,13 +54,35 @@ def onnx_path(cache_dir: Path) -> Path:
 
 
 def export_onnx(target: Path) -> Path:
-    """Export the bundled weights to ONNX at target (imports torch; done once per machine)."""
+    """Export the bundled weights to ONNX at target (imports torch; done once per machine).
+
+    Says so in one line on stderr; the exporter's own chatter (a weight-loading progress bar, a
+    TracerWarning, a torch ONNX UserWarning) is about the export's internals, not anything to act on.
+    """
+    import sys
+    import warnings
+
+    print("preparing the embedding model, one time (a few seconds)...", file=sys.stderr, flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _export_quietly(target)
+
+
+def _export_quietly(target: Path) -> Path:
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
     src = model_dir()
-    log.info("Exporting %s to ONNX (one-time, a few seconds)...", MODEL_NAME)
-    model = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
+    log.info("Exporting %s to ONNX", MODEL_NAME)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
 
     class _LastHidden(torch.nn.Module):
         # transformers 5 passes extra kwargs positionally; wrap to give the exporter a plain signature.

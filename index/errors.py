@@ -24,3 +24,11 @@ class StoreUnavailable(QAError):
 
 class IndexMissing(QAError):
     """There is no index to answer from yet."""
+
+
+class CorpusEmpty(QAError):
+    """The path holds no article the indexer can read."""
+
+
+class IndexDamaged(QAError):
+    """Files of the index are missing, unreadable or disagree; the message says which command repairs it."""

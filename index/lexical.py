@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from index.errors import IndexDamaged
 from index.store import StoredChunk
 
 # bm25s' English list has 33 words and keeps question words ("which", "did", "who"), which then
@@ -36,6 +37,10 @@ STOPWORDS = sorted(
     )
 )
 LEXICAL_VERSION = "2"
+# What bm25s writes for an index; all must be present for the BM25 side to load.
+BM25_FILES = ("params.index.json", "vocab.index.json", "data.csc.index.npy", "indices.csc.index.npy",
+              "indptr.csc.index.npy")
+REPAIR = "run `qa index` to repair it"
 _COLUMNS = "id, doc_id, title, date, date_num, text, start, end_, position, n_chunks, doc_hash, sentences"
 
 
@@ -96,8 +101,10 @@ class LexicalIndex:
     def __init__(self, folder: Path, version: Path):
         self.folder = folder
         self.version = version
-        meta = json.loads((version / "meta.json").read_text())
-        self.meta = LexicalMeta(**meta)
+        problems = self.version_problems(version)
+        if problems:
+            raise IndexDamaged(f"The index's BM25 side in {folder} is damaged ({problems[0]}): {REPAIR}.")
+        self.meta = self._load_meta(version)
         self._db = sqlite3.connect(f"file:{version / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
         self._retriever = None
         self._stemmer = None
@@ -109,8 +116,11 @@ class LexicalIndex:
         pointer = folder / "CURRENT"
         if not pointer.exists():
             return None
-        version = folder / pointer.read_text().strip()
-        return version if (version / "meta.json").exists() else None
+        try:
+            version = folder / pointer.read_text().strip()
+        except OSError:
+            return None
+        return version if version.is_dir() else None
 
     @classmethod
     def open(cls, folder: Path) -> LexicalIndex | None:
@@ -120,9 +130,80 @@ class LexicalIndex:
 
     @staticmethod
     def read_meta(folder: Path) -> LexicalMeta | None:
-        """The current version's metadata without loading the index."""
+        """The current version's metadata without loading the index (None when absent or unreadable)."""
         version = LexicalIndex.current_version(folder)
-        return LexicalMeta(**json.loads((version / "meta.json").read_text())) if version else None
+        if version is None:
+            return None
+        try:
+            return LexicalIndex._load_meta(version)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    @staticmethod
+    def _load_meta(version: Path) -> LexicalMeta:
+        meta = json.loads((version / "meta.json").read_text(encoding="utf-8"))
+        return LexicalMeta(**meta)
+
+    @staticmethod
+    def version_problems(version: Path, thorough: bool = False) -> list[str]:
+        """What is wrong with one version's files: missing, unreadable, or counts that disagree ([] when sound).
+
+        The quick form reads only sizes, meta.json, the BM25 parameters and a row count, so it can run
+        every time the index is opened; thorough also checks every page of the chunk table.
+        """
+        try:
+            meta = LexicalIndex._load_meta(version)
+        except FileNotFoundError:
+            return ["meta.json is missing"]
+        except (OSError, ValueError, TypeError):
+            return ["meta.json is unreadable"]
+        problems = []
+        db_path = version / "chunks.sqlite"
+        if not db_path.is_file() or db_path.stat().st_size == 0:
+            problems.append("chunks.sqlite is missing" if not db_path.exists() else "chunks.sqlite is empty")
+        else:
+            try:
+                db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+                try:
+                    if thorough:
+                        verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+                        if verdict != "ok":
+                            raise sqlite3.DatabaseError(verdict)
+                    rows = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+                    last = db.execute("SELECT max(row) FROM chunks").fetchone()[0]
+                finally:
+                    db.close()
+                if rows != meta.n_chunks or (rows and last != rows - 1):
+                    problems.append(f"the chunk table has {rows} rows, meta.json says {meta.n_chunks}")
+            except sqlite3.Error as exc:
+                problems.append(f"chunks.sqlite is unreadable ({exc})")
+        if meta.n_chunks:
+            bm25 = version / "bm25"
+            missing = [name for name in BM25_FILES if not (bm25 / name).is_file() or not (bm25 / name).stat().st_size]
+            if missing:
+                problems.append(f"bm25/{missing[0]} is missing" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            else:
+                try:
+                    params = json.loads((bm25 / "params.index.json").read_text(encoding="utf-8"))
+                    if params.get("num_docs") != meta.n_chunks:
+                        problems.append(f"BM25 holds {params.get('num_docs')} rows, the chunk table {meta.n_chunks}")
+                except (OSError, ValueError):
+                    problems.append("bm25/params.index.json is unreadable")
+        return problems
+
+    @staticmethod
+    def problems(folder: Path, thorough: bool = False) -> list[str]:
+        """What is wrong with the current BM25 side in folder ([] when sound; ["not built"] when there is none)."""
+        pointer = folder / "CURRENT"
+        if not pointer.exists():
+            return ["not built"]
+        try:
+            version = folder / pointer.read_text().strip()
+        except OSError:
+            return ["CURRENT is unreadable"]
+        if not version.is_dir():
+            return [f"the version CURRENT names ({version.name}) is missing"]
+        return LexicalIndex.version_problems(version, thorough)
 
     # --- build ---------------------------------------------------------------
     @staticmethod
@@ -176,7 +257,13 @@ class LexicalIndex:
     def _bm25(self):
         if self._retriever is None:
             bm25s = _bm25s()
-            self._retriever = bm25s.BM25.load(str(self.version / "bm25"), mmap=True, show_progress=False)
+            try:
+                self._retriever = bm25s.BM25.load(str(self.version / "bm25"), mmap=True, show_progress=False)
+            except Exception as exc:  # noqa: BLE001 - files present but not loadable: damaged
+                raise IndexDamaged(
+                    f"The index's BM25 side in {self.folder} is damaged (bm25 files unreadable: "
+                    f"{type(exc).__name__}): {REPAIR}."
+                ) from exc
             self._stemmer = _stemmer()
         return self._retriever
 
@@ -317,6 +404,10 @@ class SentenceVectors:
             cid: np.frombuffer(blob, dtype=np.float16).reshape(-1, 384).astype(np.float32)
             for cid, blob in self._db.execute(q, list(chunk_ids))
         }
+
+    def count(self) -> int:
+        """Number of chunks with stored sentence vectors (reading it also proves the file is sound)."""
+        return self._db.execute("SELECT count(*) FROM sentvecs").fetchone()[0] if self._db else 0
 
     def ids(self) -> set[str]:
         """Chunk ids that have stored sentence vectors."""

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from index.errors import CorpusMissing
+from index.errors import CorpusEmpty, CorpusMissing
+from index.sanitize import fix_surrogates, not_language, strip_control
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = {".txt", ".md", ".html", ".htm"}
 MAX_FILE_BYTES = 20 * 1024 * 1024
+# A title is embedded with every chunk of its article, so it takes room from each chunk's text:
+# a first line longer than a headline ever is (a whole paragraph) is text, not a title.
+TITLE_MAX_WORDS = 30
+TITLE_MAX_CHARS = 250
 
 
 @dataclass(frozen=True)
@@ -133,14 +140,46 @@ def find_date(text: str, head_chars: int = 2000) -> str | None:
 _SINGLE_BYTE_LATIN = ("cp125", "cp775", "iso8859", "latin", "mac_", "windows-125")
 
 
-def _decode(raw: bytes, path: str, warnings: list[LoadWarning]) -> str:
+_BOMS = (  # UTF-32 first: its little-endian BOM starts like UTF-16's
+    (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"), (b"\xef\xbb\xbf", "utf-8"),
+)
+
+
+def _utf16_without_bom(raw: bytes) -> str | None:
+    """UTF-16 text saved without a BOM: mostly-ASCII text has a NUL in every other byte."""
+    head = raw[:8192]
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    for zeros, encoding in ((odd, "utf-16-le"), (even, "utf-16-be")):
+        if zeros > 0.3 * len(head) / 2 and len(raw) % 2 == 0:
+            try:
+                return raw.decode(encoding)
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def _decode(raw: bytes, path: str, warnings: list[LoadWarning]) -> str | None:
+    """The file's text, or None (with a warning) when it is binary."""
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw[len(bom) :].decode(encoding)
+            except UnicodeDecodeError:
+                warnings.append(LoadWarning(path, f"skipped: starts like {encoding.upper()} but is not"))
+                return None
+    if b"\x00" in raw[:8192]:
+        text = _utf16_without_bom(raw)
+        if text is None:
+            warnings.append(LoadWarning(path, "skipped: looks like a binary file"))
+        return text
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(raw).best()
+    best = from_bytes(raw[: 1 << 20]).best()  # the first MiB is plenty to tell the encoding
     encoding = best.encoding if best else None
     # On short Western text charset_normalizer often guesses cp1250/cp775 ("naïve" -> "naďve");
     # Windows-1252 is by far the likelier single-byte encoding of an English news page.
@@ -186,16 +225,37 @@ def _html_to_text(html: str) -> tuple[str | None, str]:
     return title, text
 
 
-def _first_line(text: str) -> str:
-    for line in text.split("\n"):
-        if line.strip():
-            return line.strip().lstrip("#").strip()
-    return ""
+def _heading(line: str) -> str:
+    return line.strip().lstrip("#").strip()
+
+
+def is_title(line: str) -> bool:
+    """A line short enough to be a headline (a whole paragraph on the first line is not one)."""
+    return 0 < len(line) <= TITLE_MAX_CHARS and len(line.split()) <= TITLE_MAX_WORDS
+
+
+def _title_from_lines(text: str) -> str | None:
+    """The first non-empty line when it is short enough to be a headline; else None (it is text)."""
+    first = next((_heading(line) for line in text.split("\n") if line.strip()), "")
+    return first if is_title(first) else None
+
+
+def _clip_title(title: str) -> str:
+    """An over-long title (an HTML <title> holding a paragraph) cut at a word boundary."""
+    if is_title(title):
+        return title
+    words = title[:TITLE_MAX_CHARS].split()[:TITLE_MAX_WORDS]
+    return " ".join(words[:-1] if len(words) > 1 else words) + "…"
+
+
+def _doc_id(path: Path, root: Path) -> str:
+    # Undecodable bytes in a file name would reach SQLite, JSON and the terminal as lone surrogates.
+    return strip_control(fix_surrogates(path.relative_to(root).as_posix()))
 
 
 def load_article(path: Path, root: Path, warnings: list[LoadWarning]) -> Article | None:
     """Read one file into an Article, or None (with a warning) when it can't be used."""
-    rel = path.relative_to(root).as_posix()
+    rel = _doc_id(path, root)
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -205,50 +265,152 @@ def load_article(path: Path, root: Path, warnings: list[LoadWarning]) -> Article
     except OSError as exc:
         warnings.append(LoadWarning(rel, f"skipped: unreadable ({exc.strerror or exc})"))
         return None
-    if b"\x00" in raw[:8192]:
-        warnings.append(LoadWarning(rel, "skipped: looks like a binary file"))
-        return None
+    mark = len(warnings)
     text = _decode(raw, rel, warnings)
+    if text is None:
+        return None
     if path.suffix.lower() in {".html", ".htm"}:
-        title, body = _html_to_text(text)
+        title, body = _html_to_text(text)  # judged on its text: scripts and data URIs are not prose
     else:
         title, body = None, text
-    body = clean_text(body)
+    if (why := not_language(body)) is not None:
+        del warnings[mark:]  # "decoded as latin-1" says nothing once the file is skipped: one line per file
+        warnings.append(LoadWarning(rel, f"skipped: not text in a language ({why})"))
+        return None
+    # Escape sequences in an article must never reach a terminal, a Slack message or a report.
+    title = strip_control(title) if title else None
+    body = clean_text(strip_control(body))
     if not body.strip():
         warnings.append(LoadWarning(rel, "skipped: empty file"))
         return None
-    title = title or _first_line(body) or path.stem
+    title = _clip_title(" ".join(title.split())) if title else None
+    title = title or _title_from_lines(body) or path.stem
     digest = hashlib.sha256(raw).hexdigest()[:32]
     return Article(doc_id=rel, title=title, date=find_date(body), text=body, content_hash=digest)
 
 
-def iter_files(root: Path) -> list[Path]:
-    """Article files under root, sorted so runs are reproducible."""
-    if not root.is_dir():
-        raise CorpusMissing(f"No such directory: {root}")
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix.lower() in SUFFIXES
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)  # .git, .ipynb_checkpoints
-    )
+@dataclass(frozen=True)
+class Corpus:
+    """The article files a path names: a folder's files, or one file; ids are relative to root."""
+
+    root: Path
+    files: tuple[Path, ...]
+    single_file: bool = False
+    warnings: tuple[LoadWarning, ...] = ()
 
 
-def load_corpus(root: Path) -> tuple[list[Article], list[LoadWarning]]:
-    """Every usable article under root, plus warnings for the files that were skipped or decoded loosely."""
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+        return True
+    except (ValueError, OSError, RuntimeError):
+        return False
+
+
+def _describe(found: Counter) -> str:
+    """"3 files (2 .pdf, 1 .docx)" for the files a folder holds."""
+    total = sum(found.values())
+    kinds = ", ".join(f"{n} {ext or 'without extension'}" for ext, n in found.most_common(4))
+    more = ", ..." if len(found) > 4 else ""
+    return f"{total} file{'s' if total != 1 else ''} ({kinds}{more})"
+
+
+def scan(path: Path, follow_symlinks: bool = False) -> Corpus:
+    """The article files under path (a folder, or a single file), sorted so runs are reproducible.
+
+    Links to files outside the folder are skipped with a warning unless follow_symlinks: indexing a
+    folder must not read whatever a link in it points to.
+    """
+    path = Path(path)
+    supported = ", ".join(sorted(SUFFIXES))
+    if path.is_file():
+        if path.suffix.lower() not in SUFFIXES:
+            raise CorpusEmpty(f"{path} is not an article file: qa indexes {supported} files.")
+        return Corpus(path.parent, (path,), single_file=True)
+    if not path.is_dir():
+        raise CorpusMissing(f"No such file or directory: {path}")
+    root = path.resolve()
+    files: list[Path] = []
     warnings: list[LoadWarning] = []
-    articles = [a for p in iter_files(root) if (a := load_article(p, root, warnings))]
+    others: Counter = Counter()
+    seen_dirs = {root}
+    for folder, dirs, names in os.walk(path, followlinks=follow_symlinks):
+        here = Path(folder)
+        kept = []
+        for d in sorted(dirs):
+            if d.startswith("."):  # .git, .ipynb_checkpoints
+                continue
+            sub = here / d
+            if sub.is_symlink():
+                if not follow_symlinks:
+                    if not _inside(sub, root):
+                        warnings.append(LoadWarning(_doc_id(sub, path), "skipped: a link to a folder outside "
+                                                    "the indexed one (use --follow-symlinks to read it)"))
+                    continue
+                real = sub.resolve()
+                if real in seen_dirs:  # a link back up the tree would loop for ever
+                    continue
+                seen_dirs.add(real)
+            kept.append(d)
+        dirs[:] = kept
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            p = here / name
+            suffix = p.suffix.lower()
+            if suffix not in SUFFIXES:
+                if p.is_file():
+                    others[suffix] += 1
+                continue
+            if not p.is_file():  # a dangling link, a socket, ...
+                continue
+            if p.is_symlink() and not follow_symlinks and not _inside(p, root):
+                warnings.append(LoadWarning(_doc_id(p, path), "skipped: a link to a file outside the indexed "
+                                            "folder (use --follow-symlinks to read it)"))
+                continue
+            files.append(p)
+    if not files:
+        found = f"it holds {_describe(others)}" if others else "it holds no files"
+        raise CorpusEmpty(f"No articles in {path}: {found}; qa indexes {supported} files.")
+    files.sort(key=lambda p: p.relative_to(path).as_posix())
+    return Corpus(path, tuple(files), warnings=tuple(warnings))
+
+
+def iter_files(root: Path, follow_symlinks: bool = False) -> list[Path]:
+    """Article files under root (a folder or one file), sorted so runs are reproducible."""
+    return list(scan(root, follow_symlinks).files)
+
+
+def _load_guarded(path: Path, root: Path, warnings: list[LoadWarning]) -> Article | None:
+    """load_article, with any unexpected failure turned into a warning: one bad file never stops a run."""
+    try:
+        return load_article(path, root, warnings)
+    except Exception as exc:  # noqa: BLE001 - e.g. a parser's RecursionError on absurdly nested HTML
+        log.debug("loading %s failed", path, exc_info=True)
+        warnings.append(LoadWarning(_doc_id(path, root), f"skipped: could not be read ({type(exc).__name__})"))
+        return None
+
+
+def load_articles(corpus: Corpus) -> tuple[list[Article], list[LoadWarning]]:
+    """Every usable article of a scanned corpus, plus warnings for the files skipped or decoded loosely."""
+    warnings: list[LoadWarning] = list(corpus.warnings)
+    articles = [a for p in corpus.files if (a := _load_guarded(p, corpus.root, warnings))]
     for w in warnings:
         log.warning("%s: %s", w.path, w.message)
     return articles, warnings
 
 
-def iter_corpus(root: Path) -> Iterator[Article]:
+def load_corpus(root: Path, follow_symlinks: bool = False) -> tuple[list[Article], list[LoadWarning]]:
+    """Every usable article under root (a folder or one file), plus warnings for the files skipped or decoded loosely."""
+    return load_articles(scan(Path(root), follow_symlinks))
+
+
+def iter_corpus(root: Path, follow_symlinks: bool = False) -> Iterator[Article]:
     """Articles under root one by one (warnings go to the log)."""
-    warnings: list[LoadWarning] = []
-    for p in iter_files(root):
-        article = load_article(p, root, warnings)
+    corpus = scan(Path(root), follow_symlinks)
+    warnings: list[LoadWarning] = list(corpus.warnings)
+    for p in corpus.files:
+        article = _load_guarded(p, corpus.root, warnings)
         for w in warnings:
             log.warning("%s: %s", w.path, w.message)
         warnings.clear()

@@ -8,11 +8,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from index.errors import IndexMissing, QAError, StoreUnavailable
+from index.errors import IndexDamaged, IndexMissing, QAError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 PAGE = 5000
+REBUILD = "run `qa index --rebuild` to rebuild it from the articles"
+# What Chroma's errors say when its files are damaged rather than out of reach: SQLite's "not a
+# database" / "malformed" (codes 26 and 11), and the HNSW segment failing to find or read vectors.
+_DAMAGE = ("file is not a database", "disk image is malformed", "(code: 11)", "(code: 26)", "error finding id",
+           "error getting embedding", "error loading hnsw", "hnsw segment", "no such table")
+
+
+def lexical_folder(data_dir: Path, collection: str, host: str | None = None, port: int | None = None) -> Path:
+    """Where the BM25 side of a collection lives (one per backend, so two stores never share one)."""
+    suffix = f"@{host}_{port}" if host else ""
+    return Path(data_dir) / "lexical" / f"{collection}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -66,11 +77,13 @@ class StoredChunk:
 
 @dataclass(frozen=True)
 class DocState:
-    """What the store holds of one article: its hash and how many of its chunks are present."""
+    """What the store holds of one article: its hash, how many of its chunks are present, and the
+    folder it was indexed from ("" for chunks written before folders were recorded)."""
 
     doc_hash: str
     n_chunks: int
     present: int
+    root: str = ""
 
     @property
     def complete(self) -> bool:
@@ -78,17 +91,37 @@ class DocState:
         return self.present == self.n_chunks and self.n_chunks > 0
 
 
-def _unavailable(exc: Exception, where: str) -> StoreUnavailable:
+def _unavailable(exc: Exception, where: str) -> QAError:
+    """The user-facing error for a Chroma failure: damaged files, or a store out of reach."""
     log.debug("chroma error", exc_info=exc)
-    return StoreUnavailable(f"Cannot reach the Chroma store at {where}: {type(exc).__name__}.")
+    text = str(exc).lower()
+    if any(mark in text for mark in _DAMAGE):
+        detail = next(m for m in _DAMAGE if m in text).strip("()")
+        return IndexDamaged(f"The Chroma store at {where} is damaged ({detail}): {REBUILD}.")
+    if where.startswith("http"):
+        return StoreUnavailable(f"Cannot reach the Chroma store at {where}: {type(exc).__name__}.")
+    return StoreUnavailable(f"Cannot open the Chroma store at {where}: {type(exc).__name__}.")
+
+
+def _no_embedded_index(data_dir: Path, collection: str, path: Path) -> str:
+    """Why there is no embedded index: maybe the index is on a Chroma server that is not configured now."""
+    servers = sorted(p.name.split("@", 1)[1] for p in (data_dir / "lexical").glob(f"{collection}@*") if p.is_dir())
+    if servers:
+        host, _, port = servers[0].rpartition("_")
+        return (f"No embedded index in {path}, but {data_dir} holds an index on the Chroma server {host}:{port}: "
+                f"set CHROMA_HOST={host} and CHROMA_PORT={port} to use it.")
+    return f"No index yet in {path}: run `qa index DIR` with a folder of articles first."
 
 
 class ChromaStore:
     """The vector side of the index. One collection; chunk ids are `<doc_id>#<position>`."""
 
-    def __init__(self, client: Any, collection: str, where: str, model_name: str, create: bool):
+    def __init__(self, client: Any, collection: str, where: str, model_name: str, create: bool,
+                 missing_hint: str = ""):
         self.where = where
         self.model_name = model_name
+        self.client = client
+        self.name = collection
         try:
             if create:
                 self.collection = client.get_or_create_collection(
@@ -107,7 +140,8 @@ class ChromaStore:
                 raise QAError(f"Invalid collection name {collection!r}: {first}") from exc
             if not create and ("does not exist" in msg or "not found" in msg):
                 raise IndexMissing(
-                    f"No index yet in {where} (collection '{collection}'): run `qa index` first."
+                    missing_hint or f"No index yet in {where} (collection '{collection}'): run `qa index DIR` "
+                    "with a folder of articles first."
                 ) from exc
             raise _unavailable(exc, where) from exc
 
@@ -120,8 +154,50 @@ class ChromaStore:
         host: str | None = None,
         port: int = 8000,
         create: bool = False,
+        verify: bool = True,
     ) -> ChromaStore:
-        """Open the store: a Chroma server when host is set, else an embedded one under data_dir."""
+        """Open the store: a Chroma server when host is set, else an embedded one under data_dir.
+
+        Opening an existing store for reading checks that its vector index is sound (verify=False skips that).
+        """
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        lexical = lexical_folder(data_dir, collection, host, port)
+        hint = ""
+        if lexical.is_dir() and (lexical / "CURRENT").exists():
+            # The BM25 side beside a lost collection proves there was an index: it is damaged, not missing.
+            hint = f"The Chroma store at {{where}} has lost collection '{collection}' (its BM25 side is still there): {REBUILD}."
+        if host:
+            where = f"http://{host}:{port}"
+            try:
+                client = chromadb.HttpClient(host=host, port=port, settings=chroma_settings)
+                client.heartbeat()
+            except Exception as exc:
+                raise _unavailable(exc, where) from exc
+        else:
+            path = Path(data_dir) / "chroma"
+            where = str(path)
+            if not create and not path.exists():
+                raise IndexMissing(_no_embedded_index(Path(data_dir), collection, path))
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+            except Exception as exc:
+                raise _unavailable(exc, where) from exc
+        store = cls(client, collection, where, model_name, create, hint.format(where=where))
+        if not create and verify:
+            store.check_vectors()
+        return store
+
+    @classmethod
+    def drop(cls, data_dir: Path, collection: str, host: str | None = None, port: int = 8000) -> str:
+        """Delete a collection for a rebuild; returns what was done, for people.
+
+        An embedded store whose files are too damaged to open is moved aside (never deleted), so other
+        collections in it can still be recovered by hand.
+        """
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
@@ -136,16 +212,67 @@ class ChromaStore:
         else:
             path = Path(data_dir) / "chroma"
             where = str(path)
-            if not create and not path.exists():
-                raise IndexMissing(f"No index yet in {path}: run `qa index` first.")
+            if not path.exists():
+                return f"no store at {where} yet"
             try:
-                path.mkdir(parents=True, exist_ok=True)
                 client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-            except Exception as exc:
+                client.list_collections()
+            except Exception as exc:  # noqa: BLE001 - unreadable: set the whole store aside
+                import time
+
+                aside = path.with_name(f"chroma.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+                path.rename(aside)
+                # Chroma caches one client per path in a process; the next open must start afresh.
+                from chromadb.api.client import SharedSystemClient
+
+                SharedSystemClient.clear_system_cache()
+                log.debug("chroma store unreadable", exc_info=exc)
+                return f"moved the damaged store {where} to {aside}"
+        try:
+            client.delete_collection(collection)
+        except Exception as exc:  # noqa: BLE001 - "does not exist" is fine; anything else is reported
+            if "does not exist" not in str(exc).lower() and "not found" not in str(exc).lower():
                 raise _unavailable(exc, where) from exc
-        return cls(client, collection, where, model_name, create)
+            return f"no collection '{collection}' in {where}"
+        return f"deleted collection '{collection}' in {where}"
 
     # --- reads ---------------------------------------------------------------
+    def check_vectors(self, sample: int = 3) -> None:
+        """Raise IndexDamaged when the vector index cannot return what the store holds.
+
+        Chroma keeps the vectors in an HNSW segment beside chroma.sqlite3; deleted or zeroed, the
+        counts still look right while search returns almost nothing. A few stored vectors must be
+        readable and must find themselves.
+        """
+        n = self.count()
+        if n == 0:
+            return
+        offsets = sorted({0, n // 2, n - 1})[:sample]
+        ids, vectors = [], []
+        for offset in offsets:
+            got = self._get(limit=1, offset=offset, include=["embeddings"])
+            if got["ids"] and got.get("embeddings") is not None and len(got["embeddings"]):
+                ids.append(got["ids"][0])
+                vectors.append([float(x) for x in got["embeddings"][0]])
+        if len(ids) < len(offsets):
+            raise IndexDamaged(f"The Chroma store at {self.where} is damaged (vectors are missing): {REBUILD}.")
+        try:
+            res = self.collection.query(query_embeddings=vectors, n_results=min(n, 10), include=["distances"])
+        except Exception as exc:
+            raise _unavailable(exc, self.where) from exc
+        for chunk_id, found, dists in zip(ids, res["ids"], res["distances"]):
+            if chunk_id not in found or dists[found.index(chunk_id)] > 1e-3:
+                raise IndexDamaged(
+                    f"The Chroma store at {self.where} is damaged (its vector index does not find stored "
+                    f"vectors): {REBUILD}."
+                )
+
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of these chunk ids the store holds."""
+        if not ids:
+            return set()
+        return set(self._get(ids=list(ids), include=[])["ids"])
+
     def _get(self, **kwargs) -> dict:
         try:
             return self.collection.get(**kwargs)
@@ -172,13 +299,13 @@ class ChromaStore:
         for chunk_id, _, meta in self.iter_records():
             doc_id, doc_hash = meta["doc_id"], meta.get("doc_hash", "")
             pairs.append((chunk_id, doc_hash))
-            state = counts.setdefault(doc_id, [doc_hash, int(meta.get("n_chunks", 0)), 0, set()])
+            state = counts.setdefault(doc_id, [doc_hash, int(meta.get("n_chunks", 0)), 0, set(), meta.get("root", "")])
             state[3].add(doc_hash)
             state[2] += 1
         out = {}
-        for doc_id, (doc_hash, n, present, hashes) in counts.items():
+        for doc_id, (doc_hash, n, present, hashes, root) in counts.items():
             # Mixed versions of one article mean a run died mid-replace: treat it as incomplete.
-            out[doc_id] = DocState(doc_hash, n, present if len(hashes) == 1 else -1)
+            out[doc_id] = DocState(doc_hash, n, present if len(hashes) == 1 else -1, root)
         return out, pairs
 
     def all_chunks(self) -> list[StoredChunk]:
@@ -226,8 +353,13 @@ class ChromaStore:
             except Exception as exc:
                 raise _unavailable(exc, self.where) from exc
 
-    def upsert(self, chunks: Sequence[StoredChunk], vectors: Sequence[Sequence[float]]) -> None:
-        """Write chunks with their vectors (upsert, so a repeated write never duplicates)."""
+    def upsert(self, chunks: Sequence[StoredChunk], vectors: Sequence[Sequence[float]], root: str = "") -> None:
+        """Write chunks with their vectors (upsert, so a repeated write never duplicates).
+
+        root: the folder the articles were indexed from, kept so that indexing another folder never
+        removes them.
+        """
+        extra = {"root": root} if root else {}
         for start in range(0, len(chunks), PAGE):
             part = chunks[start : start + PAGE]
             try:
@@ -235,7 +367,19 @@ class ChromaStore:
                     ids=[c.id for c in part],
                     embeddings=vectors[start : start + PAGE],
                     documents=[c.text for c in part],
-                    metadatas=[c.metadata() for c in part],
+                    metadatas=[{**c.metadata(), **extra} for c in part],
                 )
+            except Exception as exc:
+                raise _unavailable(exc, self.where) from exc
+
+    def set_root(self, doc_ids: Iterable[str], root: str) -> None:
+        """Record the folder these articles were indexed from (for chunks written before folders were kept)."""
+        ids = list(doc_ids)
+        for start in range(0, len(ids), 500):
+            try:
+                got = self.collection.get(where={"doc_id": {"$in": ids[start : start + 500]}}, include=[])
+                if got["ids"]:
+                    # Chroma merges updated metadata into the stored one, so only the new key is sent.
+                    self.collection.update(ids=got["ids"], metadatas=[{"root": root}] * len(got["ids"]))
             except Exception as exc:
                 raise _unavailable(exc, self.where) from exc

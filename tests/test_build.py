@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,10 @@ def corpus(tmp_path):
     return Path(shutil.copytree(SEEDS, tmp_path / "corpus"))
 
 
-def run(corpus: Path, data_dir: Path, encoder, chunk_size: int = 200, chunk_overlap: int = 32):
+def run(corpus: Path, data_dir: Path, encoder, chunk_size: int = 200, chunk_overlap: int = 32, **kwargs):
     store = ChromaStore.open(data_dir, COLLECTION, encoder.name, create=True)
-    return build_index(corpus, store, lexical_folder(data_dir, COLLECTION), encoder, chunk_size, chunk_overlap)
+    return build_index(corpus, store, lexical_folder(data_dir, COLLECTION), encoder, chunk_size, chunk_overlap,
+                       **kwargs)
 
 
 def open_store(data_dir: Path, encoder) -> ChromaStore:
@@ -410,3 +412,238 @@ def test_killed_indexing_process_resumes_to_exactly_a_clean_index(tmp_path, enco
         assert chunk_id in [c.id for c, _ in hits], chunk_id  # the vector index (not just SQLite) has it
     for i in (0, CRASH_FILES // 2, CRASH_FILES - 1):
         assert bm25_docs(data, f"zyx{i:03d}q") == {f"batch{i % 3}/copy_{i:03d}.txt"}
+
+
+# --- folders: indexing another one adds, never silently removes ----------------------------------------
+def two_folders(tmp_path: Path) -> tuple[Path, Path]:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    for name in ("003_1c4934fb60e6f169.txt", "004_d4eda17714fa30b5.txt"):
+        shutil.copy(SEEDS / name, a / name)
+    shutil.copy(SEEDS / "001_e76acc07d88c3c13.txt", b / "001_e76acc07d88c3c13.txt")
+    return a, b
+
+
+def doc_ids(data_dir: Path, encoder) -> list[str]:
+    return sorted({c.doc_id for c in stored(data_dir, encoder).values()})
+
+
+def test_indexing_another_folder_keeps_the_articles_of_the_first(tmp_path, encoder):
+    a, b = two_folders(tmp_path)
+    data = tmp_path / "data"
+    run(a, data, encoder)
+    report = run(b, data, encoder)
+    assert (report.added, report.removed, report.kept) == (1, 0, 2)
+    assert "kept 2 documents indexed from other folders" in report.summary()
+    assert doc_ids(data, encoder) == ["001_e76acc07d88c3c13.txt", "003_1c4934fb60e6f169.txt", "004_d4eda17714fa30b5.txt"]
+    # A file that disappears is removed only from the folder it was indexed from.
+    (a / "004_d4eda17714fa30b5.txt").unlink()
+    assert run(b, data, encoder).removed == 0
+    report = run(a, data, encoder)
+    assert (report.removed, report.unchanged, report.kept) == (1, 1, 1)
+    assert doc_ids(data, encoder) == ["001_e76acc07d88c3c13.txt", "003_1c4934fb60e6f169.txt"]
+    assert bm25_docs(data, "heartfelt") == set()
+
+
+def test_replace_makes_the_index_exactly_the_folder(tmp_path, encoder):
+    a, b = two_folders(tmp_path)
+    data = tmp_path / "data"
+    run(a, data, encoder)
+    report = run(b, data, encoder, replace=True)
+    assert (report.added, report.removed, report.kept) == (1, 2, 0)
+    assert_index_matches_corpus(data, b, encoder)
+
+
+def test_the_same_id_with_other_content_in_another_folder_is_skipped_not_swapped(tmp_path, encoder):
+    a, b = two_folders(tmp_path)
+    (b / "003_1c4934fb60e6f169.txt").write_text("Other story\n\nA different article with the same name.\n")
+    data = tmp_path / "data"
+    run(a, data, encoder)
+    before = stored(data, encoder)
+    report = run(b, data, encoder)
+    (warning,) = [w for w in report.warnings if w.path == "003_1c4934fb60e6f169.txt"]
+    assert "indexed from" in warning.message and str(a.resolve()) in warning.message and "--replace" in warning.message
+    after = stored(data, encoder)
+    assert {i: c for i, c in after.items() if i.startswith("003_")} == {i: c for i, c in before.items() if i.startswith("003_")}
+
+
+def test_a_single_file_is_added_without_removing_anything(tmp_path, encoder):
+    a, b = two_folders(tmp_path)
+    data = tmp_path / "data"
+    run(a, data, encoder)
+    report = run(b / "001_e76acc07d88c3c13.txt", data, encoder)
+    assert (report.added, report.removed, report.kept) == (1, 0, 2)
+    assert len(doc_ids(data, encoder)) == 3
+    # Indexing the file's folder later sees it as its own: unchanged, not added again.
+    again = run(b, data, encoder)
+    assert (again.added, again.unchanged) == (0, 1)
+
+
+def test_a_folder_of_unusable_files_is_an_error_and_changes_nothing(tmp_path, encoder):
+    from index.errors import CorpusEmpty
+
+    a, _ = two_folders(tmp_path)
+    data = tmp_path / "data"
+    run(a, data, encoder)
+    before = stored(data, encoder)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "noise.txt").write_bytes(bytes(range(1, 256)) * 20)
+    with pytest.raises(CorpusEmpty, match="all 1 article files were skipped"):
+        run(junk, data, encoder, replace=True)
+    assert stored(data, encoder) == before
+
+
+def test_chunks_written_before_folders_were_recorded_belong_to_the_last_run_folder(tmp_path, encoder):
+    """An index from an older version: no folder in the chunks, only in status.json."""
+    a, b = two_folders(tmp_path)
+    data = tmp_path / "data"
+    run(a, data, encoder)
+    store = open_store(data, encoder)
+    ids = store.collection.get(include=[])["ids"]
+    store.collection.update(ids=ids, metadatas=[{"root": None}] * len(ids))  # None deletes the key
+    assert all("root" not in m for m in open_store(data, encoder).collection.get(include=["metadatas"])["metadatas"])
+    report = run(b, data, encoder)
+    assert (report.removed, report.kept) == (0, 2)  # the old run indexed a/, so its articles stay
+    roots = {m["doc_id"]: m["root"] for m in open_store(data, encoder).collection.get(include=["metadatas"])["metadatas"]}
+    assert roots["003_1c4934fb60e6f169.txt"] == str(a.resolve()) and roots["001_e76acc07d88c3c13.txt"] == str(b.resolve())
+
+
+# --- bad input never aborts a run -------------------------------------------------------------------------
+def test_one_article_that_cannot_be_split_is_skipped_and_the_run_goes_on(tmp_path, encoder, monkeypatch):
+    from index import build
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("003_1c4934fb60e6f169.txt", "004_d4eda17714fa30b5.txt"):
+        shutil.copy(SEEDS / name, corpus / name)
+    real = build.Chunker.split_one
+
+    def split_one(self, article):
+        if article.doc_id.startswith("003_"):
+            raise ValueError("A single term is larger than the allowed chunk size.")
+        return real(self, article)
+
+    monkeypatch.setattr(build.Chunker, "split_one", split_one)
+    report = run(corpus, tmp_path / "data", encoder)
+    assert (report.added, report.documents_total) == (1, 1)
+    assert [(w.path, "could not be split" in w.message) for w in report.warnings] == [("003_1c4934fb60e6f169.txt", True)]
+
+
+def test_a_long_first_line_neither_aborts_the_run_nor_shrinks_the_chunks(tmp_path, encoder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    body = (SEEDS / "004_d4eda17714fa30b5.txt").read_text(encoding="utf-8")
+    first = " ".join(f"lorem{i}" for i in range(160)) + "."
+    (corpus / "long.txt").write_text(first + "\n\n" + body, encoding="utf-8")
+    (corpus / "normal.txt").write_text("Normal title\n\n" + body, encoding="utf-8")
+    (corpus / "huge.txt").write_text(" ".join(f"ipsum{i}" for i in range(400)) + "\n\n" + body, encoding="utf-8")
+    run(corpus, tmp_path / "data", encoder)
+    chunks = stored(tmp_path / "data", encoder)
+    counts = {d: sum(1 for c in chunks.values() if c.doc_id == d) for d in ("long.txt", "normal.txt", "huge.txt")}
+    assert counts["normal.txt"] <= counts["long.txt"] <= counts["normal.txt"] + 3, counts
+    assert counts["huge.txt"] > 0  # a first line over the chunk size used to raise and stop the whole run
+    for c in chunks.values():  # a title near the chunk size used to leave a few characters per chunk
+        assert len(c.text) > 300 or c.position == c.n_chunks - 1, (c.id, c.text)
+    assert chunks["long.txt#0"].title == "long" and chunks["long.txt#0"].text.startswith("lorem0 lorem1")
+
+
+def test_pieces_cut_long_texts_at_paragraph_then_sentence_ends():
+    from index.build import pieces
+
+    text = ("A sentence of words. " * 40 + "\n\n") * 10
+    got = list(pieces(text, limit=1000))
+    assert "".join(p for _, p in got) == text
+    assert all(len(p) <= 1000 for _, p in got) and all(text[o : o + len(p)] == p for o, p in got)
+    assert all(p.endswith((". ", "\n")) for _, p in got[:-1])
+    solid = "x" * 2500
+    assert [len(p) for _, p in pieces(solid, limit=1000)] == [1000, 1000, 500]
+
+
+def test_a_large_article_is_chunked_in_bounded_pieces_with_exact_offsets(tmp_path, encoder):
+    from index.build import Chunker
+    from index.loaders import Article
+
+    sentences = [p for p in re.split(r"(?<=\.) ", (SEEDS / "000_c6868c4dda0e85e6.txt").read_text(encoding="utf-8")) if p]
+    text = " ".join(sentences[i % len(sentences)].replace("\n", " ") for i in range(3000))  # one ~600 KB paragraph
+    article = Article("big.txt", "Big", None, text, "0" * 32)
+    parts = Chunker(encoder, 200, 32).split_one(article)
+    assert len(parts) > 100
+    for i, (chunk, _, _) in enumerate(parts):
+        assert chunk.id == f"big.txt#{i}" and chunk.n_chunks == len(parts)
+        assert text[chunk.start : chunk.end] == chunk.text
+    assert not text[parts[-1][0].end :].strip()
+
+
+BIG_SPLIT = r"""
+import resource, sys, time
+from pathlib import Path
+from index.build import Chunker
+from index.embedding import MiniLMEncoder
+from index.loaders import Article
+enc = MiniLMEncoder(Path(sys.argv[1]))
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+line = "The delegation signed agreements worth billions with partners from several cities. "
+text = line * (4_000_000 // len(line))  # 4 MB in one paragraph
+parts = Chunker(enc, 200, 32).split_one(Article("big.txt", "Big", None, text, "0" * 32))
+print(len(parts), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)
+"""
+
+
+def test_splitting_a_4_mb_paragraph_stays_within_bounded_memory(settings):
+    """Before pieces, a 4 MB paragraph grew the process by ~500 MB (a 16 MB one by ~3 GB, then hit the
+    sentence tokenizer's regex time limit); now the splitter only ever sees 50 kB at a time."""
+    out = subprocess.run([sys.executable, "-c", BIG_SPLIT, str(settings.model_cache_dir)], capture_output=True,
+                         text=True, timeout=240, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    n_chunks, grown_mb = map(int, out.stdout.split())
+    assert n_chunks > 3000
+    print(f"{n_chunks} chunks, +{grown_mb} MB")
+    assert grown_mb < 250, grown_mb
+
+
+# --- one run at a time --------------------------------------------------------------------------------
+def test_a_second_indexing_run_waits_for_the_first_and_then_has_nothing_left_to_do(tmp_path, encoder, settings):
+    from index.build import index_lock
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEEDS / "004_d4eda17714fa30b5.txt", corpus)
+    data = tmp_path / "data"
+    folder = lexical_folder(data, COLLECTION)
+    with index_lock(folder):  # this test is "the first run"
+        proc = subprocess.Popen([str(QA), "index", str(corpus), "--data-dir", str(data)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=qa_env(settings), cwd=tmp_path)
+        try:
+            line = proc.stderr.readline()
+            assert line.startswith("waiting: another `qa index` (pid ") and str(os.getpid()) in line, line
+            # While it waits, the first run does the work.
+            run(corpus, data, encoder, chunk_size=int(CRASH_ENV["QA_CHUNK_SIZE"]),
+                chunk_overlap=int(CRASH_ENV["QA_CHUNK_OVERLAP"]))
+            assert proc.poll() is None
+        except BaseException:
+            proc.kill()
+            raise
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    added, updated, removed, unchanged, embedded, _ = map(int, SUMMARY.search(out).groups())
+    assert (added, updated, unchanged, embedded) == (0, 0, 1, 0)  # the work is not done twice
+
+
+def test_ctrl_c_during_indexing_says_the_run_can_be_resumed(tmp_path, settings):
+    corpus = make_crash_corpus(tmp_path / "corpus")
+    data = tmp_path / "data"
+    proc = subprocess.Popen([str(QA), "index", str(corpus), "--data-dir", str(data)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=qa_env(settings), cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while chroma_rows(data) == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "resume" in err, err  # before: a KeyboardInterrupt traceback

@@ -42,17 +42,26 @@ def runs(seed_settings, tmp_path_factory):
         "long": ["x" * 4001, "--data-dir", data],
         "bad_since": [CEO, "--since", "2023-13-45", "--data-dir", data],
         "no_index": [CEO, "--data-dir", empty],
+        "stdin": ["-", "--json", "--data-dir", data],
+        "stdin_bytes": ["-", "--data-dir", data],
+        "argv_bytes": [os.fsdecode(b"Who is the CEO of \xff ADASpace?"), "--data-dir", data],
+        "narrow": ["Who founded Vivo?", "--data-dir", data],
+        "verbose_after": [CEO, "--json", "-v", "--data-dir", data],
+        "bad_setting": [CEO, "--data-dir", data],
     }
+    stdin = {"stdin": b"Who founded Vivo?\n", "stdin_bytes": b"Who is the CEO of \xff\xfe ADASpace?"}
+    extra_env = {"narrow": {"COLUMNS": "80"}, "bad_setting": {"QA_TOP_K": "abc"}}
 
-    def run(args: list[str]) -> Run:
+    def run(case: str) -> Run:
         proc = subprocess.run(
-            [str(QA), "ask", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+            [str(QA), "ask", *cases[case]], cwd=cwd, env={**env, **extra_env.get(case, {})}, capture_output=True,
+            input=stdin.get(case, b""), timeout=120,
         )
-        return Run(proc.returncode, proc.stdout, proc.stderr)
+        return Run(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
 
     # As many at once as there are cores: more only oversubscribes the ONNX threads.
     with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
-        out = dict(zip(cases, pool.map(run, cases.values())))
+        out = dict(zip(cases, pool.map(run, cases)))
     return out
 
 
@@ -116,3 +125,94 @@ def test_bad_since_exits_2(runs):
 def test_missing_index_tells_to_run_qa_index(runs):
     line = _assert_user_error(runs["no_index"])
     assert "qa index" in line
+
+
+def test_ask_dash_reads_the_question_from_stdin(runs):
+    run = runs["stdin"]
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["question"] == "Who founded Vivo?" and data["citations"]
+
+
+@pytest.mark.parametrize("case", ["stdin_bytes", "argv_bytes"])
+def test_bytes_that_are_not_utf8_in_a_question_are_no_traceback(runs, case):
+    run = runs[case]
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert "Sources" in run.stdout
+
+
+def test_piped_output_is_not_hard_wrapped_and_quotes_keep_their_indent(runs):
+    run = runs["narrow"]
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert max(len(line) for line in lines) > 80  # one line per paragraph, whatever the width
+    assert not [line for line in lines if line != line.rstrip()], "trailing spaces"
+    quotes = [line for line in lines if line.lstrip().startswith('"')]
+    assert quotes and all(line.startswith('    "') for line in quotes)
+
+
+def test_verbose_after_the_command_is_accepted(runs):
+    run = runs["verbose_after"]
+    assert run.returncode == 0, run.stderr  # before: "No such option: -v", exit 2
+    assert json.loads(run.stdout)["citations"]
+
+
+def test_an_invalid_setting_is_named_in_one_line(runs):
+    line = _assert_user_error(runs["bad_setting"])
+    assert "QA_TOP_K='abc'" in line and "integer" in line and "https://" not in line
+
+
+def test_a_reader_that_stops_early_is_not_a_failure(seed_settings, tmp_path):
+    """`qa ask ... | head -1`: the pipe closes before the answer is written."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHROMA_", "QA_"))}
+    env["QA_MODEL_CACHE_DIR"] = str(seed_settings.model_cache_dir)
+    proc = subprocess.Popen([str(QA), "ask", CEO, "--data-dir", str(seed_settings.data_dir)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first byte
+    err = proc.stderr.read().decode()
+    assert proc.wait(120) == 0 and err == ""  # before: exit 1
+
+
+def _qa(args: list[str], cwd, env_extra: dict | None = None, timeout: int = 120) -> Run:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHROMA_", "QA_"))}
+    proc = subprocess.run([str(QA), *args], cwd=cwd, env={**env, **(env_extra or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_help_version_and_short_help(tmp_path):
+    top = _qa(["-h"], tmp_path)
+    assert top.returncode == 0 and "Example" in top.stdout
+    for command in (["index"], ["ask"], ["chat"], ["eval"], ["slack"], ["feedback", "export"]):
+        out = _qa([*command, "-h"], tmp_path, {"COLUMNS": "200"})
+        assert out.returncode == 0 and "Example" in out.stdout, (command, out.stdout)
+    version = _qa(["--version"], tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("qa 0.")
+
+
+@pytest.mark.parametrize("case", ["empty", "unsupported", "no_default"])
+def test_qa_index_of_nothing_is_one_error_line(tmp_path, case):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    if case == "unsupported":
+        (folder / "report.pdf").write_bytes(b"%PDF-1.4")
+    args = ["index"] if case == "no_default" else ["index", str(folder)]
+    run = _qa([*args, "--data-dir", str(tmp_path / "data")], tmp_path)  # cwd has no seeds/
+    line = _assert_user_error(run)
+    expected = {"empty": "holds no files", "unsupported": "1 file (1 .pdf)", "no_default": "`qa index DIR`"}[case]
+    assert expected in line, line
+    assert not (tmp_path / "data" / "chroma").exists()  # nothing was created
+
+
+def test_file_names_with_markup_and_escapes_are_printed_as_text(seed_settings, tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / "x[").mkdir(parents=True)
+    (corpus / "x[" / "yellow].txt").write_text("")  # doc id "x[/yellow].txt", skipped with a warning
+    (corpus / "[b]ok.txt").write_text("Storm hits coast\n\nWinds rose to 90 km/h in Kestrel Bay on Monday.\n")
+    env = {"QA_MODEL_CACHE_DIR": str(seed_settings.model_cache_dir)}
+    run = _qa(["index", str(corpus), "--data-dir", str(tmp_path / "data")], tmp_path, env)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr  # before: rich MarkupError
+    assert [l for l in run.stderr.splitlines() if not l.startswith("indexed ")] == ["warning: x[/yellow].txt: skipped: empty file"]
+    asked = _qa(["ask", "How fast were the winds in Kestrel Bay?", "--data-dir", str(tmp_path / "data")], tmp_path,
+                {**env, "COLUMNS": "200"})
+    assert asked.returncode == 0 and "[b]ok.txt" in asked.stdout, asked.stderr

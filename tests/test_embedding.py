@@ -152,3 +152,18 @@ def test_export_key_follows_the_weights_content_not_their_mtime(tmp_path):
     assert _weights_digest(tmp_path) == first
     weights.write_bytes(b"header" + bytes(3 << 20) + b"TAIL")  # retrained last layer
     assert _weights_digest(tmp_path) != first
+
+
+def test_first_export_says_one_line_and_nothing_else(tmp_path):
+    """Before: a weight-loading progress bar, a transformers TracerWarning and a torch ONNX UserWarning."""
+    import subprocess
+    import sys
+
+    from pathlib import Path
+
+    code = "import sys; from pathlib import Path; from index.embedding import ensure_onnx; ensure_onnx(Path(sys.argv[1]))"
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True,
+                         timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr == "preparing the embedding model, one time (a few seconds)...\n" and out.stdout == ""
+    assert len(list((tmp_path / "cache").glob("*.onnx"))) == 1

@@ -110,3 +110,58 @@ def test_print_summary_table():
     report.print_summary(console, _run(RUN_A)[1])
     text = console.export_text()
     assert "correctness" in text and "0.667" in text and "latency_p95_ms" in text
+
+
+HOSTILE = [dict(_row("x<1>", "In Chengdu [1]."), question='<script>alert(1)</script> <img src=x onerror="alert(2)"> '
+                '[click](javascript:alert(3)) *bold* | pipe'), _row("q2", "Held in Chongqing [1].")]
+
+
+def test_report_md_keeps_html_and_markdown_from_question_sets_inert(tmp_path):
+    md = report.write_run(tmp_path / "run", *_run(HOSTILE))["report.md"].read_text()
+    for live in ("<script>", "<img", "](javascript:", "*bold*", "x<1>"):
+        assert live not in md, live  # before: copied verbatim, live in any Markdown renderer
+    assert "&lt;script&gt;" in md and "\\*bold\\*" in md and "\\| pipe" in md
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<script>" not in page and "<img src=x" not in page
+
+
+def test_reports_put_failures_first_and_end_with_a_glossary(tmp_path):
+    rows = [_row("q1", "Held in Chongqing [1]."), _row("q2", "In Chengdu [1]."), _row("q3", "Chongqing [1].")]
+    paths = report.write_run(tmp_path / "run", *_run(rows))
+    md = paths["report.md"].read_text()
+    assert md.index("## Failed questions") < md.index("](charts/")  # before the charts
+    assert "## Glossary" in md and "- **mrr**: mean reciprocal rank" in md
+    page = paths["report.html"].read_text()
+    ids = re.findall(r'<tr class="(?:pass|fail|na)"><td>(\w+)</td>', page)
+    assert ids == ["q2", "q1", "q3"]  # the failed question first
+    assert "<h2>Glossary</h2>" in page and "<dt>hit@5</dt>" in page
+
+
+def test_compare_names_changed_settings_and_writes_its_report(tmp_path):
+    rows_a, summary_a = _run(RUN_A)
+    rows_b, summary_b = _run(RUN_B)
+    summary_a["settings"] = {"top_k": 8, "fusion": "relative", "answerer": "extractive"}
+    summary_b["settings"] = {"top_k": 5, "fusion": "relative", "answerer": "extractive"}
+    report.write_run(tmp_path / "a", rows_a, summary_a)
+    report.write_run(tmp_path / "b", rows_b, summary_b)
+    cmp = report.compare_runs(report.load_run(tmp_path / "a"), report.load_run(tmp_path / "b"))
+    assert cmp["settings"] == [{"name": "top_k", "a": 8, "b": 5}]
+    console = Console(record=True, width=140)
+    report.print_comparison(console, cmp)
+    assert "settings changed: top_k 8 -> 5" in console.export_text()
+    paths = report.write_comparison(tmp_path / "cmp", cmp)
+    text = paths["comparison.md"].read_text()
+    assert "settings changed: top\\_k 8 -\\> 5" in text or "settings changed: top\\_k 8 -&gt; 5" in text
+    assert "## Flipped questions (2)" in text and "## Glossary" in text
+    assert json.loads(paths["comparison.json"].read_text())["settings"] == cmp["settings"]
+
+
+def test_comparison_tables_never_read_question_text_as_markup(tmp_path):
+    rows_a = [dict(_row("[/x]", "In Chengdu [1]."), question="[/yellow] what [bold]?")]
+    rows_b = [dict(_row("[/x]", "Held in Chongqing [1]."), question="[/yellow] what [bold]?")]
+    report.write_run(tmp_path / "a", *_run(rows_a))
+    report.write_run(tmp_path / "b", *_run(rows_b))
+    cmp = report.compare_runs(report.load_run(tmp_path / "a"), report.load_run(tmp_path / "b"))
+    console = Console(record=True, width=140)
+    report.print_comparison(console, cmp)  # before: rich.errors.MarkupError
+    assert "[/yellow] what [bold]?" in console.export_text()

@@ -291,3 +291,60 @@ def test_import_is_cheap():
     # The openai package is slow to import; it must wait until the first LLM call.
     code = "import sys, bot.answer.llm, bot.answer.citations; sys.exit('openai' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+# -- one deadline, bounded replies, inert text ---------------------------------------------------------
+
+
+def test_a_stalled_llm_is_given_up_at_the_timeout_whatever_the_retries(srv):
+    """Before: each of the 1 + 2 attempts waited the whole timeout (a 30 s setting took 96 s)."""
+    import time
+
+    srv.script(Slow(10), Slow(10), Slow(10))
+    t0 = time.monotonic()
+    answer = make(srv.base_url, timeout=1.0, max_retries=2).answer(QUESTION, CHUNKS)
+    elapsed = time.monotonic() - t0
+    assert_fell_back(answer, "LLM unavailable (timeout after 1.0 s)" + FALLBACK_NOTE)
+    assert elapsed < 1.8, elapsed
+
+
+def test_a_stream_that_stalls_midway_is_cut_at_the_deadline(srv):
+    import time
+
+    from tests.fakes.openai_server import StreamThenStall
+
+    srv.script(StreamThenStall("The ECB kept interest rates at 4% on Thursday, the bank said [1].", seconds=10))
+    t0 = time.monotonic()
+    *deltas, final = make(srv.base_url, timeout=1.0).stream(QUESTION, CHUNKS)
+    assert time.monotonic() - t0 < 1.8
+    assert deltas and final.note == "LLM stream interrupted (timeout after 1.0 s)" + FALLBACK_NOTE
+
+
+def test_a_runaway_reply_is_cut(srv):
+    from bot.answer.llm import MAX_ANSWER_CHARS
+
+    runaway = "The ECB kept rates at 4% [1]. " * 8000  # 240,000 characters
+    srv.script(Reply(runaway), Reply(runaway))
+    answer = make(srv.base_url).answer(QUESTION, CHUNKS)
+    assert answer.mode == "llm" and len(answer.text) <= MAX_ANSWER_CHARS + 2 and answer.text.endswith("…")
+    assert "answer cut at 4,000 characters" in answer.note
+    *deltas, final = make(srv.base_url).stream(QUESTION, CHUNKS)
+    assert sum(len(d.text) for d in deltas) < MAX_ANSWER_CHARS + 100  # the stream was closed, not read to the end
+    assert len(final.text) <= MAX_ANSWER_CHARS + 2
+
+
+def test_an_abstention_beside_a_cited_claim_keeps_the_claim_and_its_source(srv):
+    srv.script(Reply("I couldn't find that in the articles. However, the ECB kept rates at 4% on Thursday [1]."))
+    answer = make(srv.base_url).answer("Did the ECB cut rates in May?", CHUNKS)
+    assert not answer.abstained  # before: a bare abstention, the cited claim and its source dropped
+    assert [c.chunk_id for c in answer.citations] == ["ecb#0"] and "4%" in answer.text
+
+
+def test_escape_sequences_in_llm_replies_never_reach_the_output(srv):
+    hostile = "The ECB \x1b[2J\x1b]0;pwned\x07kept rates \x1b[31mat 4%\x1b[0m [1].\r"
+    srv.script(Reply(hostile), Reply(hostile))
+    answer = make(srv.base_url).answer(QUESTION, CHUNKS)
+    assert answer.text == "The ECB kept rates at 4% [1]."
+    *deltas, final = make(srv.base_url).stream(QUESTION, CHUNKS)
+    streamed = "".join(d.text for d in deltas)
+    assert "\x1b" not in streamed and "\x07" not in streamed and final.text == answer.text

@@ -382,9 +382,9 @@ def test_file_that_fails_to_read_is_skipped_with_a_warning_even_as_root(tmp_path
     write(tmp_path, "a_good.txt", GOOD)
     (tmp_path / "broken.txt").symlink_to("/proc/self/mem")
     write(tmp_path, "z_good.txt", GOOD)
-    docs, warnings = by_id(tmp_path)
-    assert sorted(docs) == ["a_good.txt", "z_good.txt"]
-    assert "unreadable" in warnings["broken.txt"]
+    articles, warnings = load_corpus(tmp_path, follow_symlinks=True)  # the link points outside the folder
+    assert sorted(a.doc_id for a in articles) == ["a_good.txt", "z_good.txt"]
+    assert "unreadable" in {w.path: w.message for w in warnings}["broken.txt"]
 
 
 def test_directories_and_dangling_symlinks_named_like_articles_do_not_stop_the_run(tmp_path):
@@ -467,6 +467,132 @@ def test_missing_corpus_directory_is_a_user_error(tmp_path):
         load_corpus(tmp_path / "nope")
     assert isinstance(err.value, QAError)
     assert "nope" in err.value.user_message
-    write(tmp_path, "file.txt", GOOD)
-    with pytest.raises(CorpusMissing):
-        load_corpus(tmp_path / "file.txt")
+
+
+# --- paths: one file, empty folders, links -----------------------------------------------------------
+def test_a_single_file_path_loads_that_file_alone(tmp_path):
+    write(tmp_path, "news/a.txt", GOOD)
+    write(tmp_path, "news/b.txt", "Other\n\nAnother article.")
+    (doc,), warnings = load_corpus(tmp_path / "news" / "a.txt")
+    assert (doc.doc_id, doc.title, warnings) == ("a.txt", "Good article", [])
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [([], "holds no files"), (["a.pdf", "b.pdf", "c.docx", "notes"], "4 files (2 .pdf, 1 .docx, 1 without extension)")],
+    ids=["empty", "unsupported"],
+)
+def test_a_folder_without_articles_is_an_error_naming_what_it_holds(tmp_path, files, expected):
+    from index.errors import CorpusEmpty, QAError
+
+    (tmp_path / "in").mkdir()
+    for name in files:
+        write(tmp_path / "in", name, "x")
+    with pytest.raises(CorpusEmpty) as err:
+        load_corpus(tmp_path / "in")
+    assert isinstance(err.value, QAError)
+    assert expected in err.value.user_message and ".txt" in err.value.user_message
+    write(tmp_path, "file.pdf", "x")
+    with pytest.raises(CorpusEmpty, match="not an article file"):
+        load_corpus(tmp_path / "file.pdf")
+
+
+def test_links_to_files_outside_the_folder_are_skipped_unless_asked(tmp_path):
+    write(tmp_path, "secret/passwords.txt", "Passwords\n\nThe root password is hunter2.")
+    write(tmp_path, "corpus/a.txt", GOOD)
+    (tmp_path / "corpus" / "leak.txt").symlink_to(tmp_path / "secret" / "passwords.txt")
+    (tmp_path / "corpus" / "leakdir").symlink_to(tmp_path / "secret")
+    (tmp_path / "corpus" / "alias.txt").symlink_to(tmp_path / "corpus" / "a.txt")  # inside: fine
+    docs, warnings = by_id(tmp_path / "corpus")
+    assert sorted(docs) == ["a.txt", "alias.txt"]
+    assert "outside" in warnings["leak.txt"] and "--follow-symlinks" in warnings["leak.txt"]
+    assert "outside" in warnings["leakdir"]
+    followed, _ = load_corpus(tmp_path / "corpus", follow_symlinks=True)
+    assert sorted(a.doc_id for a in followed) == ["a.txt", "alias.txt", "leak.txt", "leakdir/passwords.txt"]
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems refuse undecodable names")
+def test_an_undecodable_file_name_gets_a_printable_id(tmp_path):
+    (tmp_path / os.fsdecode(b"caf\xe9.txt")).write_text(GOOD, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path)[0]
+    assert doc.doc_id == "caf\ufffd.txt"
+    doc.doc_id.encode("utf-8")  # no lone surrogates left to break SQLite, JSON or the terminal
+
+
+# --- titles ----------------------------------------------------------------------------------------------
+def test_a_long_first_line_is_text_not_a_title(tmp_path):
+    paragraph = " ".join(f"word{i}" for i in range(160)) + "."
+    write(tmp_path, "long_first.txt", paragraph + "\n\nSecond paragraph.")
+    (doc,) = load_corpus(tmp_path)[0]
+    assert doc.title == "long_first"
+    assert doc.text.startswith("word0 word1")  # still part of the text
+
+
+def test_an_over_long_html_title_is_clipped(tmp_path):
+    write(tmp_path, "a.html", f"<html><head><title>{'Very long title ' * 40}</title></head><body><p>{GOOD}</p></body></html>")
+    (doc,) = load_corpus(tmp_path)[0]
+    assert len(doc.title) <= 251 and doc.title.endswith("…") and len(doc.title.split()) <= 30
+
+
+# --- noise, encodings, control characters ------------------------------------------------------------------
+def _random_bytes(n: int, alphabet: range | list[int]) -> bytes:
+    import random
+
+    rng = random.Random(7)
+    return bytes(rng.choice(alphabet) for _ in range(n))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        _random_bytes(5000, range(1, 256)),
+        _random_bytes(5000, [b for b in range(32, 256) if b not in (0x7F, 0x81, 0x8D, 0x8F, 0x90, 0x9D)]),
+        _random_bytes(5000, range(32, 127)),
+        __import__("base64").b64encode(_random_bytes(4000, range(256))),
+    ],
+    ids=["random-bytes", "random-no-controls", "random-ascii", "base64"],
+)
+def test_text_that_is_not_language_is_skipped_with_a_warning(tmp_path, content):
+    write(tmp_path, "a_good.txt", GOOD)
+    write(tmp_path, "noise.txt", content)
+    articles, warnings = load_corpus(tmp_path)
+    assert [a.doc_id for a in articles] == ["a_good.txt"]
+    assert [(w.path, "not text in a language" in w.message) for w in warnings] == [("noise.txt", True)]  # one line
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "中国新闻网北京3月5日电 十四届全国人大二次会议在人民大会堂开幕。国务院总理作政府工作报告，提出今年经济增长目标。",
+        "Президент встретился с министрами в понедельник, сообщает агентство. Обсуждались бюджет и цены на энергию.",
+        "Markets\n\nAAPL 182.31 +1.2%  MSFT 402.10 -0.3%  GOOG 141.80 +0.8%. Shares closed higher on Tuesday.",
+    ],
+    ids=["chinese", "russian", "tickers"],
+)
+def test_real_text_in_any_script_is_kept(tmp_path, text):
+    write(tmp_path, "a.txt", text * 3)
+    docs, warnings = by_id(tmp_path)
+    assert list(docs) == ["a.txt"] and warnings == {}
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_files_are_decoded(tmp_path, encoding):
+    text = "Café reopens\n\nThe café on Main Street reopened on 2 May 2024 after the flood.\n"
+    raw = text.encode(encoding)
+    if encoding == "utf-16-le":
+        raw = b"\xff\xfe" + raw  # with a BOM; "utf-16-be" stays without one
+    write(tmp_path, "a.txt", raw)
+    docs, warnings = by_id(tmp_path)
+    assert docs["a.txt"].title == "Café reopens" and docs["a.txt"].date == "2024-05-02"
+    assert warnings == {}
+
+
+def test_escape_sequences_in_articles_are_removed_at_load_time(tmp_path):
+    write(tmp_path, "a.txt", "Storm \x1b]0;pwned\x07hits\x1b[2J coast\n\nWinds \x1b[31mrose\x1b[0m to 90 km/h.\x07\r\nDone.")
+    write(tmp_path, "b.html", "<html><title>Bad\x1b[5m title</title><body><p>Hidden\x1b[8m text here.</p></body></html>")
+    docs, _ = by_id(tmp_path)
+    assert docs["a.txt"].title == "Storm hits coast"
+    assert docs["a.txt"].text.endswith("Winds rose to 90 km/h.\nDone.")
+    assert docs["b.html"].title == "Bad title" and "Hidden text here." in docs["b.html"].text
+    for doc in docs.values():
+        assert not any(ord(ch) < 32 and ch not in "\n\t" for ch in doc.title + doc.text)

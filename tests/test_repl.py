@@ -303,3 +303,24 @@ def test_piped_errors_are_one_line_each_on_stderr_and_exit_1(seed_settings, tmp_
     errors = result.stderr.splitlines()
     assert len(errors) == 2 and all(e.startswith("error: ") and "index" in e for e in errors), result.stderr
     assert not (tmp_path / "no-index").exists()  # asking does not create a data dir
+
+
+def test_bare_help_clear_and_exit_are_commands_not_questions(seed_settings, tmp_path):
+    lines = ["help", QUESTION, "clear", "Exit", "Who is the CEO of ADASpace?"]
+    result = run_piped(seed_settings, tmp_path, "\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("Type a question") and "/sources" in out  # help, not an answer about "help"
+    assert "New conversation." in out  # clear
+    assert out.count("Sources:") == 1 and "Wang Lei" not in out  # exit stopped before the last question
+
+
+def test_piped_bytes_and_escape_sequences_are_no_traceback(seed_settings, tmp_path):
+    env = chat_env(seed_settings)
+    env.pop("COLUMNS")
+    data = b"Who is the CEO of \xff\xfe ADASpace? \x1b[2J\x1b]0;pwned\x07\n[/yellow] who founded Vivo?\n"
+    result = subprocess.run([str(QA), "chat", "--data-dir", str(seed_settings.data_dir)], input=data,
+                            capture_output=True, env=env, cwd=tmp_path, timeout=60)
+    out, err = result.stdout.decode("utf-8", "replace"), result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0 and "Traceback" not in err, err
+    assert out.count("Sources:") + out.count("Closest sources:") == 2 and "\x1b" not in out

@@ -58,11 +58,15 @@ def _stored(cid: str) -> StoredChunk:
 
 
 class _FakeStore:
-    def __init__(self, ids):
+    def __init__(self, ids, also_held=()):
         self.ids = ids
+        self.held = set(ids) | set(also_held)  # every chunk the store holds (the vector side ranks only ids)
 
     def query(self, vector, k, doc_ids=None):
         return [(_stored(i), 1.0 - 0.01 * n) for n, i in enumerate(self.ids)][:k]
+
+    def existing(self, ids):
+        return self.held & set(ids)
 
 
 class _FakeLexical:
@@ -81,7 +85,8 @@ class _FakeEncoder:
 def _constructed(keep_top: int) -> HybridRetriever:
     shared = [f"s{i}#0" for i in range(6)]
     # BM25's clear #1 "x" is unknown to the vector side; the shared hits outscore it under RRF.
-    return HybridRetriever(_FakeStore(shared), _FakeLexical(["x#0", *shared]), _FakeEncoder(), keep_top=keep_top, fusion="rrf")
+    return HybridRetriever(_FakeStore(shared, also_held=["x#0"]), _FakeLexical(["x#0", *shared]), _FakeEncoder(),
+                           keep_top=keep_top, fusion="rrf")
 
 
 def test_constructed_case_rrf_alone_would_bury_bm25_top_hit():
@@ -174,3 +179,28 @@ def test_sentence_channel_finds_a_one_line_answer_the_chunk_vector_misses(retrie
     got = [c.id for c in retriever.retrieve(VIVO, 8)]
     assert retriever.sentence_weight > 0
     assert VIVO_CHUNK in got  # within the 8 chunks the answerer reads
+
+
+def test_bm25_hits_of_an_article_the_store_no_longer_holds_are_never_returned(tmp_path, seed_settings, caplog):
+    """A run killed after removing an article from Chroma but before rebuilding BM25 left the old
+    BM25 side in place: its rows for the removed article must not be served."""
+    import logging
+    import shutil
+
+    from bot.pipeline import Pipeline
+    from tests.conftest import make_settings
+
+    data = tmp_path / "data"
+    shutil.copytree(seed_settings.data_dir, data)
+    settings = make_settings(data)
+    pipeline = Pipeline.from_settings(settings)
+    assert any(c.doc_id.startswith("002_") for c in pipeline.retriever.retrieve(ADASPACE, 5))
+    pipeline.retriever.store.delete_docs(["002_0c73d536360565c7.txt"])  # what the killed run got done
+    with caplog.at_level(logging.WARNING, logger="bot.retrieval"):
+        reopened = Pipeline.from_settings(settings)
+    assert "out of step" in caplog.text and "qa index" in caplog.text
+    for retriever in (pipeline.retriever, reopened.retriever):
+        got = retriever.retrieve(ADASPACE, 8)
+        assert got and not any(c.doc_id.startswith("002_") for c in got)
+    answer = reopened.ask("Who is the CEO of ADASpace?")
+    assert not any(c.doc_id.startswith("002_") for c in answer.citations)

@@ -293,3 +293,13 @@ def test_status_without_an_index_is_one_error_line(tmp_path, settings):
     result = qa(qa_env(settings), tmp_path, "index", "--status", "--data-dir", str(data))
     assert "qa index" in one_error_line(result)
     assert not (data / "lexical").exists()
+
+
+def test_an_index_on_a_chroma_server_is_named_when_chroma_host_is_not_set(tmp_path):
+    """Before: "No index yet", though the data dir holds the BM25 side of an index on a server."""
+    folder = lexical_folder(tmp_path, "articles", "10.0.0.5", 8001)
+    folder.mkdir(parents=True)
+    (folder / "CURRENT").write_text("v1")
+    with pytest.raises(IndexMissing) as err:
+        ChromaStore.open(tmp_path, "articles", MODEL_NAME)
+    assert "CHROMA_HOST=10.0.0.5" in err.value.user_message and "CHROMA_PORT=8001" in err.value.user_message

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.answer import ABSTAIN_TEXT, citations
 from bot.types import Answer, Chunk, Conversation, Delta
+from index.sanitize import strip_control
 
 if TYPE_CHECKING:  # the openai package is imported lazily: it is slow to import
     import openai
@@ -41,6 +43,10 @@ If it is already standalone, repeat it unchanged. Reply with the question only."
 
 # Prior answers are trimmed in the condense prompt: only their gist is needed to resolve references.
 _HISTORY_ANSWER_CHARS = 400
+# An answer is asked for in at most 3 sentences; a reply far longer is a runaway model, and is cut
+# (and its stream closed) rather than printed whole.
+MAX_ANSWER_CHARS = 4000
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 
 class Fallback(Protocol):
@@ -53,6 +59,10 @@ class Fallback(Protocol):
 
 class _EmptyResponse(Exception):
     """The server answered without any choice or text."""
+
+
+class _DeadlineExceeded(Exception):
+    """The LLM did not finish within the answer's deadline (all attempts together)."""
 
 
 class LLMAnswerer:
@@ -109,8 +119,9 @@ class LLMAnswerer:
         if not chunks:
             return self.fallback.answer(question, chunks)
         try:
-            response = self._client_or_build().chat.completions.create(
-                model=self.model, messages=self._messages(question, sources), temperature=self.temperature
+            response = self._create(
+                time.monotonic() + self.timeout,
+                model=self.model, messages=self._messages(question, sources), temperature=self.temperature,
             )
             text = _completion_text(response)
         except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the offline answer
@@ -126,27 +137,47 @@ class LLMAnswerer:
             yield self.fallback.answer(question, chunks)
             return
         pieces: list[str] = []
+        size = 0
         stream = None
+        deadline = time.monotonic() + self.timeout
+        expired = threading.Event()
+        watchdog: threading.Timer | None = None
         try:
-            stream = self._client_or_build().chat.completions.create(
+            stream = self._create(
+                deadline,
                 model=self.model,
                 messages=self._messages(question, sources),
                 temperature=self.temperature,
                 stream=True,
             )
+            # The deadline covers the whole answer: a server that stalls mid-stream is cut off then,
+            # not after one more read timeout per stalled read.
+            watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _expire, (stream, expired))
+            watchdog.daemon = True
+            watchdog.start()
             for event in stream:
                 for choice in getattr(event, "choices", None) or ():
                     piece = getattr(choice.delta, "content", None)
                     if piece:
+                        piece = strip_control(piece)  # escape sequences never reach a terminal
                         pieces.append(piece)
+                        size += len(piece)
                         yield Delta(piece)
+                if size > MAX_ANSWER_CHARS:
+                    break  # a runaway reply: stop reading (the finally closes the connection)
+            if expired.is_set():
+                raise _DeadlineExceeded
             if not "".join(pieces).strip():
                 raise _EmptyResponse("stream carried no text")
         except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the offline answer
             what = "LLM stream interrupted" if pieces else "LLM unavailable"
+            if expired.is_set():
+                exc = _DeadlineExceeded()
             yield self._fall_back(question, chunks, f"{what} ({self._reason(exc, 'stream')})")
             return
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             # Also runs when the consumer stops early: release the HTTP connection.
             if stream is not None:
                 try:
@@ -167,12 +198,13 @@ class LLMAnswerer:
                 history.append(f"Assistant: {_clip(said, _HISTORY_ANSWER_CHARS)}")
         user = "Conversation:\n" + "\n".join(history) + f"\n\nFollow-up question: {question}\nStandalone question:"
         try:
-            response = self._client_or_build().chat.completions.create(
+            response = self._create(
+                time.monotonic() + self.timeout,
                 model=self.model,
                 messages=[{"role": "system", "content": _CONDENSE_PROMPT}, {"role": "user", "content": user}],
                 temperature=0.0,  # rewriting should be deterministic whatever the answer temperature
             )
-            text = _completion_text(response)
+            text = strip_control(_completion_text(response))
         except Exception as exc:  # noqa: BLE001 - a failed rewrite just keeps the original question
             self._reason(exc, "condense")
             return question
@@ -191,9 +223,35 @@ class LLMAnswerer:
                     api_key=self._api_key or "not-needed",
                     base_url=self.base_url,
                     timeout=self.timeout,
-                    max_retries=self.max_retries,
+                    max_retries=0,  # retried in _create, within one deadline for all attempts
                 )
             return self._client
+
+    def _create(self, deadline: float, **kwargs: Any) -> Any:
+        """chat.completions.create, retried on transient failures (429, 5xx, connection) until the deadline.
+
+        The client's own retries would give each attempt the whole timeout: a stalled server made
+        `qa ask` wait 96 s for a 30 s timeout. Here every attempt gets what is left of one deadline.
+        """
+        import openai
+
+        client = self._client_or_build()
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.05:
+                raise _DeadlineExceeded
+            try:
+                return client.chat.completions.create(timeout=remaining, **kwargs)
+            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
+                if isinstance(exc, openai.APITimeoutError) or attempt >= self.max_retries:
+                    raise
+                wait = _retry_after(exc, attempt)
+                if time.monotonic() + wait >= deadline:
+                    raise
+                log.info("LLM call failed (%s); retrying in %.2f s", type(exc).__name__, wait)
+                time.sleep(wait)
+                attempt += 1
 
     def _messages(self, question: str, chunks: Sequence[Chunk]) -> list[dict[str, str]]:
         sources = "\n\n".join(_source_line(i, chunk) for i, chunk in enumerate(chunks, start=1))
@@ -202,19 +260,24 @@ class LLMAnswerer:
 
     def _finish(self, question: str, chunks: Sequence[Chunk], sources: Sequence[Chunk], raw: str) -> Answer:
         """Turn generated text into an Answer: abstention, citations validated against the sources, or the fallback."""
-        if _is_abstention(raw):
+        raw = strip_control(raw).strip()  # LLM output is untrusted: no escape sequences for any display
+        notes = []
+        if len(raw) > MAX_ANSWER_CHARS:
+            raw = _cut(raw, MAX_ANSWER_CHARS)
+            notes.append(f"answer cut at {MAX_ANSWER_CHARS:,} characters")
+        if _is_abstention(raw) and not _claims(raw, sources):
             return Answer(question=question, text=ABSTAIN_TEXT, abstained=True, mode="llm", retrieved=tuple(sources))
-        text, cited, dropped = citations.validate(raw.strip(), sources)
+        text, cited, dropped = citations.validate(raw, sources)
         if not cited:
             log.warning("LLM answer had no valid citation (%d dropped); using the extractive answer", dropped)
             return self._fall_back(question, chunks, "LLM answer had no valid citation")
-        note = None
         if dropped == 1:
-            note = "removed 1 citation to a missing source"
+            notes.append("removed 1 citation to a missing source")
         elif dropped:
-            note = f"removed {dropped} citations to missing sources"
+            notes.append(f"removed {dropped} citations to missing sources")
         return Answer(
-            question=question, text=text, citations=tuple(cited), mode="llm", note=note, retrieved=tuple(sources)
+            question=question, text=text, citations=tuple(cited), mode="llm", note="; ".join(notes) or None,
+            retrieved=tuple(sources),
         )
 
     def _fall_back(self, question: str, chunks: Sequence[Chunk], why: str) -> Answer:
@@ -232,6 +295,39 @@ class LLMAnswerer:
         return reason
 
 
+def _expire(stream: Any, expired: threading.Event) -> None:
+    """Watchdog: the answer's deadline passed; closing the stream ends the blocked read."""
+    expired.set()
+    try:
+        stream.close()
+    except Exception:  # noqa: BLE001 - already closed or broken
+        pass
+
+
+def _retry_after(exc: Any, attempt: int) -> float:
+    """Seconds to wait before retrying: the server's retry-after(-ms) header, else exponential backoff."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return max(0.0, float(headers.get(name)) * scale)
+        except (TypeError, ValueError):
+            continue
+    return min(0.5 * 2**attempt, 8.0)
+
+
+def _cut(text: str, limit: int) -> str:
+    """text cut to at most limit characters, at the last sentence end when there is one, marked with …"""
+    head = text[:limit]
+    end = max(head.rfind(". "), head.rfind("! "), head.rfind("? "))
+    return (head[: end + 1] if end > limit // 2 else head.rstrip()) + " …"
+
+
+def _claims(text: str, sources: Sequence[Chunk]) -> bool:
+    """True when text, beside its abstention sentence, states something with a valid citation."""
+    rest = " ".join(s for s in _SENTENCE_SPLIT.split(text) if not _is_abstention(s))
+    return bool(rest.strip()) and bool(citations.validate(rest, sources)[1])
+
+
 def _classify(exc: BaseException, timeout: float) -> tuple[str, bool]:
     """(reason, expected) for an exception raised while talking to the LLM."""
     if isinstance(exc, ImportError):  # the openai package itself is missing
@@ -239,7 +335,7 @@ def _classify(exc: BaseException, timeout: float) -> tuple[str, bool]:
     import httpx
     import openai
 
-    if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException)):
+    if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException, _DeadlineExceeded)):
         return f"timeout after {timeout:.1f} s", True
     if isinstance(exc, openai.RateLimitError):
         return "rate limited, HTTP 429", True

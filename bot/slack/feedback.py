@@ -79,6 +79,17 @@ def _safe_url(url: str) -> str:
         return url.split(":", 1)[0] + ":…"
 
 
+def _create_tables(engine: sa.Engine) -> None:
+    """Create the tables unless they exist, race-free when several processes start on a fresh database.
+
+    metadata.create_all checks, then creates: a process between another's check and create fails with
+    "table already exists". CREATE TABLE IF NOT EXISTS leaves that decision to the database.
+    """
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+
+
 class FeedbackStore:
     """Answers and votes in any SQLAlchemy database."""
 
@@ -92,7 +103,7 @@ class FeedbackStore:
                     Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
                 kwargs["connect_args"] = {"timeout": 30}  # concurrent answers wait for the write lock
             self.engine = sa.create_engine(url, **kwargs)
-            metadata.create_all(self.engine)
+            _create_tables(self.engine)
         except Exception as exc:  # noqa: BLE001 - bad URL, missing driver, unreachable server
             raise StoreUnavailable(
                 f"The feedback database {_safe_url(url)} cannot be opened ({type(exc).__name__})."

@@ -32,6 +32,7 @@ __all__ = [
     "Slow",
     "Status",
     "StreamThenDrop",
+    "StreamThenStall",
     "default_responder",
 ]
 
@@ -74,7 +75,15 @@ class StreamThenDrop:
     text: str = "This answer will be cut"
 
 
-Step = Reply | Status | Slow | InvalidJSON | StreamThenDrop
+@dataclass(frozen=True)
+class StreamThenStall:
+    """Start an SSE stream, send part of `text`, then send nothing for `seconds` (a stalled model)."""
+
+    text: str = "This answer will stall"
+    seconds: float = 10.0
+
+
+Step = Reply | Status | Slow | InvalidJSON | StreamThenDrop | StreamThenStall
 
 
 def default_responder(request: dict) -> str:
@@ -190,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             text = step.text
-        elif isinstance(step, (Reply, StreamThenDrop)):
+        elif isinstance(step, (Reply, StreamThenDrop, StreamThenStall)):
             text = step.text
         else:
             text = state.responder(request)
@@ -199,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
         model = request.get("model") or "fake-model"
         if isinstance(step, StreamThenDrop):
             self._stream(request, completion_id, model, text, drop=True)
+        elif isinstance(step, StreamThenStall):
+            self._stream(request, completion_id, model, text, stall=step.seconds)
         elif request.get("stream"):
             self._stream(request, completion_id, model, text)
         else:
@@ -228,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
     def _stream(self, request: dict, completion_id: str, model: str, text: str,
-                drop: bool = False) -> None:
+                drop: bool = False, stall: float = 0.0) -> None:
         created = int(time.time())
 
         def chunk(delta: dict, finish_reason: str | None = None) -> dict:
@@ -244,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
         pieces = _split_deltas(text)
-        if drop:
+        if drop or stall:
             # Send roughly half the answer, then hang up without the terminating chunk.
             pieces = pieces[: max(1, len(pieces) // 2)]
         self._sse(chunk({"role": "assistant", "content": ""}))
@@ -253,6 +264,10 @@ class _Handler(BaseHTTPRequestHandler):
         if drop:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if stall:
+            self.server.state.stopping.wait(stall)  # close() ends the stall early
+            self.close_connection = True
             return
         self._sse(chunk({}, "stop"))
         if (request.get("stream_options") or {}).get("include_usage"):

@@ -1,0 +1,43 @@
+"""The feedback store's start-up and its export from the CLI (bot/slack/feedback.py, `qa feedback export`).
+
+The store's other behaviour is tested in tests/slack/test_feedback_store.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from typer.testing import CliRunner
+
+from bot.cli import app
+
+OPEN_AT = r"""
+import sys, time
+from bot.slack.feedback import FeedbackStore
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # all processes open the fresh database at once
+FeedbackStore(sys.argv[1]).close()
+"""
+
+
+def test_processes_opening_a_fresh_database_at_once_all_start(tmp_path):
+    """Before: 1-2 of 8 failed on create_all ("table qa_answers already exists")."""
+    start = time.time() + 6.0  # time for every interpreter to import SQLAlchemy first
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, f"sqlite:///{tmp_path / f'fb{db}.sqlite'}", str(start)],
+                              stderr=subprocess.PIPE, text=True)
+             for db in range(4) for _ in range(8)]  # four fresh databases, eight processes each
+    failures = [p.communicate(timeout=90)[1] for p in procs if p.wait(90) != 0]
+    assert failures == [], f"{len(failures)} of 32 failed: " + failures[0][-800:]
+
+
+def test_export_refuses_to_overwrite_a_file_without_force(tmp_path):
+    out = tmp_path / "set.jsonl"
+    out.write_text('{"id": "hand-made", "question": "Q?", "answers": ["A"]}\n')
+    env = {"QA_FEEDBACK_DB_URL": f"sqlite:///{tmp_path / 'fb.sqlite'}", "QA_DATA_DIR": str(tmp_path / "data")}
+    refused = CliRunner().invoke(app, ["feedback", "export", str(out)], env=env)
+    assert refused.exit_code == 2 and "already exists" in refused.output and "--force" in refused.output
+    assert "hand-made" in out.read_text()  # before: silently replaced by an empty export
+    forced = CliRunner().invoke(app, ["feedback", "export", str(out), "--force"], env=env)
+    assert forced.exit_code == 0, forced.output
+    assert out.read_text() == ""
