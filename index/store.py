@@ -378,8 +378,10 @@ class ChromaStore:
         for start in range(0, len(ids), 500):
             try:
                 got = self.collection.get(where={"doc_id": {"$in": ids[start : start + 500]}}, include=[])
-                if got["ids"]:
-                    # Chroma merges updated metadata into the stored one, so only the new key is sent.
-                    self.collection.update(ids=got["ids"], metadatas=[{"root": root}] * len(got["ids"]))
+                # Chroma merges updated metadata into the stored one, so only the new key is sent; 500
+                # articles can hold more chunks than one Chroma call takes, so the update goes in pages.
+                for k in range(0, len(got["ids"]), PAGE):
+                    page = got["ids"][k : k + PAGE]
+                    self.collection.update(ids=page, metadatas=[{"root": root}] * len(page))
             except Exception as exc:
                 raise _unavailable(exc, self.where) from exc

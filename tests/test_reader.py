@@ -78,7 +78,8 @@ def test_answer__quotes_the_span_in_its_sentence_with_a_citation(answerer):
         _chunk("The company was founded in 2015. Its chief executive, Wang Lei, spoke at the launch in Beijing.",
                "company.txt"),
     ]
-    a = answerer.answer("Who is the chief executive of the company?", chunks)
+    lenient = ReaderAnswerer(answerer.reader, threshold=-50)  # composition, whatever the calibrated threshold
+    a = lenient.answer("Who is the chief executive of the company?", chunks)
     assert not a.abstained and a.mode == "reader"
     assert a.span and a.span in a.text and "Wang Lei" in a.span
     assert [int(n) for n in MARKER.findall(a.text)] == [1]

@@ -98,3 +98,13 @@ def test_hugging_face_folder__is_exported_once_and_read(tmp_path):
     assert len(exported) == 1
     SpanReader(folder, cache_dir=tmp_path / "cache")  # the second load reuses the export
     assert list((tmp_path / "cache").glob("reader-tiny-qa-*.onnx")) == exported
+
+
+def test_best_spans__never_crosses_a_paragraph_break():
+    offsets = [None, (0, 4), (5, 9), (10, 14)]
+    start = np.array([0.0, 0.0, 9.0, 0.0])
+    end = np.array([0.0, 0.0, 0.0, 9.0])
+    i, j, _, _ = best_spans(start, end, offsets)
+    assert (i, j) == (2, 3)
+    i, j, _, _ = best_spans(start, end, offsets, paragraph=[0, 0, 0, 1])
+    assert (i, j) != (2, 3) and i <= j

@@ -303,3 +303,18 @@ def test_an_index_on_a_chroma_server_is_named_when_chroma_host_is_not_set(tmp_pa
     with pytest.raises(IndexMissing) as err:
         ChromaStore.open(tmp_path, "articles", MODEL_NAME)
     assert "CHROMA_HOST=10.0.0.5" in err.value.user_message and "CHROMA_PORT=8001" in err.value.user_message
+
+
+def test_set_root__updates_chunks_in_pages_chroma_accepts(tmp_path, monkeypatch):
+    """Older indexes get their folder recorded; 500 articles can exceed one Chroma call's batch limit."""
+    import index.store as store_mod
+    from index.store import StoredChunk
+
+    store = ChromaStore.open(tmp_path, "pages", MODEL_NAME, create=True)
+    chunks = [StoredChunk(id=f"a.txt#{i}", doc_id="a.txt", title="A", date=None, text=f"text {i}", start=0, end=6,
+                          position=i, n_chunks=7, doc_hash="h", sentences="") for i in range(7)]
+    store.upsert(chunks, [[0.1] * 384] * 7)
+    monkeypatch.setattr(store_mod, "PAGE", 3)
+    store.set_root(["a.txt"], "/corpus")
+    metas = store.collection.get(include=["metadatas"])["metadatas"]
+    assert len(metas) == 7 and all(m["root"] == "/corpus" for m in metas)

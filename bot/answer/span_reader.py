@@ -91,8 +91,12 @@ def _is_roberta(tokenizer) -> bool:
     return tokenizer.token_to_id("<s>") is not None and tokenizer.token_to_id("[CLS]") is None
 
 
-def best_spans(start: np.ndarray, end: np.ndarray, offsets: Sequence[tuple[int, int] | None], max_answer: int = 30) -> tuple[int, int, float, float]:
-    """(first token, last token, span score, null score) of the best span among the passage tokens."""
+def best_spans(start: np.ndarray, end: np.ndarray, offsets: Sequence[tuple[int, int] | None], max_answer: int = 30,
+               paragraph: Sequence[int] | None = None) -> tuple[int, int, float, float]:
+    """(first token, last token, span score, null score) of the best span among the passage tokens.
+
+    With `paragraph` (a paragraph number per token), a span never runs from one paragraph into the next.
+    """
     valid = np.array([o is not None and o[1] > o[0] for o in offsets[: len(start)]], dtype=bool)
     null = float(start[0] + end[0])
     if not valid.any():
@@ -103,6 +107,9 @@ def best_spans(start: np.ndarray, end: np.ndarray, offsets: Sequence[tuple[int, 
     # score[i, j] = s[i] + e[j] for i <= j < i + max_answer: one (n x max_answer) band instead of n x n.
     idx = np.arange(n)[:, None] + np.arange(max_answer)[None, :]
     inside = idx < n
+    if paragraph is not None:
+        para = np.asarray(paragraph[:n])
+        inside &= para[np.minimum(idx, n - 1)] == para[:, None]
     band = s[:, None] + np.where(inside, e[np.minimum(idx, n - 1)], -np.inf)
     flat = int(np.argmax(band))
     i, k = divmod(flat, max_answer)
@@ -169,13 +176,16 @@ class SpanReader:
         (headlines and datelines: they echo the question without answering it).
         """
         windows = featurize(self.tokenizer, question, passages, self.max_len, self.stride)
+        newlines = [np.array([k for k, ch in enumerate(p) if ch == "\n"]) for p in passages]
         best: dict[int, Span] = {}
         for w, (s, e) in zip(windows, self.logits(windows)):
             offsets = w.offsets
             if blocked and blocked[w.passage]:
                 ranges = blocked[w.passage]
                 offsets = [None if o is not None and any(a <= o[0] < b for a, b in ranges) else o for o in offsets]
-            i, j, score, null = best_spans(s, e, offsets)
+            breaks = newlines[w.passage]
+            paragraph = [0 if o is None else int(np.searchsorted(breaks, o[0])) for o in offsets]
+            i, j, score, null = best_spans(s, e, offsets, paragraph=paragraph)
             if i < 0:
                 continue
             span = Span(w.passage, w.offsets[i][0], w.offsets[j][1], score, null)
