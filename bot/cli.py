@@ -171,20 +171,10 @@ def _corpus_dir(settings, directory: Optional[Path]) -> Path:
     return Path(settings.corpus_dir)
 
 
-def _open_store(settings, create: bool, verify: bool = True):
-    from index.embedding import MODEL_NAME
-    from index.store import ChromaStore
+def _indexer(settings):
+    from index.indexer import Indexer
 
-    return ChromaStore.open(
-        settings.data_dir, settings.collection, MODEL_NAME, settings.chroma_host, settings.chroma_port,
-        create=create, verify=verify,
-    )
-
-
-def _lexical_dir(settings) -> Path:
-    from index.build import lexical_folder
-
-    return lexical_folder(settings.data_dir, settings.collection, settings.chroma_host, settings.chroma_port)
+    return Indexer.from_settings(settings)
 
 
 def _err_console():
@@ -196,8 +186,6 @@ def _err_console():
 def _run_index(settings, directory: Path, replace: bool = False, follow_symlinks: bool = False) -> None:
     from rich.markup import escape
 
-    from index.build import build_index
-    from index.embedding import MiniLMEncoder
     from index.loaders import scan
     from index.sanitize import safe_text
 
@@ -206,18 +194,14 @@ def _run_index(settings, directory: Path, replace: bool = False, follow_symlinks
         # Skipped files are listed once, at the end, as "warning:" lines; the loader's log would repeat each.
         logging.getLogger("index.loaders").setLevel(logging.ERROR)
     scan(directory, follow_symlinks)  # a missing or empty folder fails here, before anything is opened or written
-    store = _open_store(settings, create=True)
-    encoder = MiniLMEncoder(settings.model_cache_dir)
+    indexer = _indexer(settings)
 
     def on_wait(message: str) -> None:
         err.print(f"waiting: {escape(safe_text(message))} (Ctrl-C to stop)", soft_wrap=True)
 
     def build(on_progress):
-        return build_index(
-            directory, store, _lexical_dir(settings), encoder, settings.chunk_size, settings.chunk_overlap,
-            settings.embed_batch_size, on_progress, settings.backend, replace=replace,
-            follow_symlinks=follow_symlinks, on_wait=on_wait,
-        )
+        return indexer.build(directory, on_progress, replace=replace, follow_symlinks=follow_symlinks,
+                             on_wait=on_wait)
 
     if err.is_terminal:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -262,14 +246,10 @@ def _run_index(settings, directory: Path, replace: bool = False, follow_symlinks
 
 def _rebuild_index(settings, directory: Optional[Path], follow_symlinks: bool) -> None:
     """Delete the collection and its BM25 side, then index the folders it was made from (or directory)."""
-    import shutil
-
-    from index.build import index_lock, read_status
     from index.errors import CorpusMissing
-    from index.store import ChromaStore
 
-    folder = _lexical_dir(settings)
-    status = read_status(folder) or {}
+    indexer = _indexer(settings)
+    status = indexer.status()
     if directory is not None:
         sources = [directory]
     else:
@@ -281,9 +261,8 @@ def _rebuild_index(settings, directory: Optional[Path], follow_symlinks: bool) -
                                 "folder of articles to rebuild from.")
     err = _err_console()
     # Held from the deletion to the end of the last build (the lock is re-entrant within a process).
-    with index_lock(folder, lambda m: err.print(f"waiting: {m}", markup=False, soft_wrap=True)):
-        done = ChromaStore.drop(settings.data_dir, settings.collection, settings.chroma_host, settings.chroma_port)
-        shutil.rmtree(folder, ignore_errors=True)
+    with indexer.lock(lambda m: err.print(f"waiting: {m}", markup=False, soft_wrap=True)):
+        done = indexer.drop()
         err.print(f"rebuild: {done}", markup=False, soft_wrap=True)
         for src in sources:
             _run_index(settings, src, follow_symlinks=follow_symlinks)
@@ -294,9 +273,10 @@ def _check_index(settings) -> int:
     from index.check import REBUILD, check_index
     from index.errors import IndexDamaged
 
+    indexer = _indexer(settings)
     try:
-        store = _open_store(settings, create=False, verify=False)
-        problems = check_index(store, _lexical_dir(settings), thorough=True)
+        store = indexer.open_store(verify=False)
+        problems = check_index(store, indexer.lexical_dir, thorough=True)
         count = store.count()
     except IndexDamaged as exc:
         print(f"damaged: {exc.user_message}")
@@ -317,14 +297,14 @@ def _print_status(settings) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from index.build import read_status
     from index.check import check_index
     from index.lexical import LexicalIndex
 
-    store = _open_store(settings, create=False, verify=False)
-    meta = LexicalIndex.read_meta(_lexical_dir(settings))
-    status = read_status(_lexical_dir(settings)) or {}
-    problems = check_index(store, _lexical_dir(settings))
+    indexer = _indexer(settings)
+    store = indexer.open_store(verify=False)
+    meta = LexicalIndex.read_meta(indexer.lexical_dir)
+    status = indexer.status()
+    problems = check_index(store, indexer.lexical_dir)
     health = "ok" if not problems else "; ".join(p.message for p in problems) + \
         f" (run `{max((p.fix for p in problems), key=len)}`)"
     table = Table(show_header=False, box=None)

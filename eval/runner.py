@@ -154,13 +154,9 @@ def run_settings(settings: Settings, mode: str) -> dict[str, Any]:
 # --- datasets ----------------------------------------------------------------------------
 def index_dataset(dataset: Dataset, settings: Settings, console: Console | None = None) -> Settings:
     """Build (or bring up to date) the dataset's own collection; returns settings pointing at it."""
-    from index.build import build_index, lexical_folder
-    from index.embedding import MiniLMEncoder
-    from index.store import ChromaStore
+    from index.indexer import Indexer
 
     s = settings.model_copy(update={"collection": dataset.collection})
-    encoder = MiniLMEncoder(s.model_cache_dir)
-    store = ChromaStore.open(s.data_dir, s.collection, encoder.name, s.chroma_host, s.chroma_port, create=True)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     t0 = time.perf_counter()
@@ -169,11 +165,8 @@ def index_dataset(dataset: Dataset, settings: Settings, console: Console | None 
                    disable=console is None or not console.is_terminal)
     with bar:
         task = bar.add_task("index", total=None)
-        report = build_index(
-            dataset.corpus_dir, store, lexical_folder(s.data_dir, s.collection, s.chroma_host, s.chroma_port),
-            encoder, s.chunk_size, s.chunk_overlap, s.embed_batch_size,
-            lambda p: bar.update(task, total=p.docs_total, completed=p.docs_done), s.backend,
-        )
+        report = Indexer.from_settings(s).build(
+            dataset.corpus_dir, lambda p: bar.update(task, total=p.docs_total, completed=p.docs_done))
     if console is not None:
         verb = "reused" if not (report.added or report.updated or report.removed) else "indexed"
         console.print(f"{dataset.name}: {verb} collection '{s.collection}' ({report.documents_total} documents, "
