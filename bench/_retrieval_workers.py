@@ -199,10 +199,11 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
         return [c.doc_id for c in chunks], [c.text for c in chunks]
 
     def passages(q: dict, r: dict) -> None:
-        # What an LLM reads (Pipeline.sources): the K ranked chunks regrouped into passages of the
-        # best llm_sources articles; timed on its own, outside the retrieval timing.
+        # What an LLM reads (bot.passages.ArticlePassages): the K ranked chunks regrouped into passages
+        # of the best llm_sources articles; timed on its own, outside the retrieval timing.
         t0, c = time.perf_counter(), cpu_s()
-        found = article_passages(pipeline.lexical, q["question"], last, pipeline.llm_sources, pipeline.passage_chars)
+        found = article_passages(pipeline.lexical, q["question"], last, pipeline.options.llm_sources,
+                                 pipeline.options.passage_chars)
         r["passage_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         passage_cpu[0] += cpu_s() - c
         r["pc5"] = sum(len(p.text) for p in found[:5])
@@ -216,8 +217,8 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
               "candidates": retriever.candidates, "fusion": retriever.fusion, "keep_top": retriever.keep_top,
               "dense_weight": getattr(retriever, "dense_weight", None),
               "sentence_weight": getattr(retriever, "sentence_weight", None),
-              "rerank_depth": getattr(pipeline, "rerank_depth", 0), "rerank_weight": getattr(pipeline, "rerank_weight", 0),
-              "llm_sources": pipeline.llm_sources, "passage_chars": pipeline.passage_chars,
+              "rerank_depth": pipeline.options.rerank_depth, "rerank_weight": pipeline.options.rerank_weight,
+              "llm_sources": pipeline.options.llm_sources, "passage_chars": pipeline.options.passage_chars,
               "query_cpu_s": query_cpu}
     if answer == "1":
         for q in questions[: int(warmup)]:
@@ -234,7 +235,7 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
             r["correct"] = bool(not a.abstained and contains(text, q["answers"])) if q.get("answers") else None
             r["ask_recall"] = bool(context_recall([c.text for c in a.retrieved], q["answers"])) if q.get("answers") else None
             r["answer"] = a.text[:400]
-        result["top_k"] = pipeline.top_k
+        result["top_k"] = pipeline.options.top_k
         result["answerer"] = pipeline.info.get("answerer")
     result["rows"] = rows
     result["peak_rss_bytes"] = peak_rss()
@@ -260,7 +261,7 @@ def project_scale(data_dir: str, collection: str, qfile: str, warmup: str) -> di
         ask_ms.append((time.perf_counter() - t0) * 1000)
         abstained += bool(a.abstained)
     c2 = cpu_s()
-    return {"side": "project", "load_s": load, "questions": len(questions), "top_k": pipeline.top_k,
+    return {"side": "project", "load_s": load, "questions": len(questions), "top_k": pipeline.options.top_k,
             "index": pipeline.info.get("index"), "retrieve_ms": retrieve_ms, "ask_ms": ask_ms,
             "abstained": abstained, "retrieve_cpu_s": c1 - c0, "ask_cpu_s": c2 - c1, "peak_rss_bytes": peak_rss()}
 

@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         s = defaults.model_copy(update=change)
         retriever.candidates, retriever.dense_weight, retriever.sentence_weight = (
             s.candidates, s.dense_weight, s.sentence_weight)
-        pipeline.rerank_depth, pipeline.rerank_weight = s.rerank_depth, s.rerank_weight
+        rerank = pipeline.postprocessors[0]  # the EvidenceRerank step
+        rerank.depth, rerank.weight = s.rerank_depth, s.rerank_weight
         h1 = h5 = 0
         t0 = time.perf_counter()
         for q, v in zip(questions, vectors):

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USER_ERROR = 0, 1, 2
 _RESERVED = {"id", "question", "answers", "gold_docs", "answerable", "must", "answer", "span", "abstained", "mode", "citations",
-             "retrieved", "metrics", "latency_ms", "note", "error", "standalone_question"}
+             "retrieved", "passages", "metrics", "latency_ms", "note", "error", "standalone_question"}
 
 
 def result_row(q: EvalQuestion, answer: Answer, judged: dict[str, Any] | None = None,
@@ -66,6 +66,7 @@ def result_row(q: EvalQuestion, answer: Answer, judged: dict[str, Any] | None = 
         "mode": d["mode"],
         "citations": d["citations"],
         "retrieved": d["retrieved"],
+        **({"passages": d["passages"]} if d["passages"] else {}),
         "metrics": metrics,
         "latency_ms": d["latency_ms"],
         "note": d["note"],
@@ -94,7 +95,8 @@ def ask_one(pipeline: Pipeline, q: EvalQuestion, judge: Judge | None = None) -> 
                           error=exc.user_message)
     judged = None
     if judge is not None and not answer.abstained:
-        judged = judge.judge(q.question, answer.text, [c.text for c in answer.retrieved])
+        # Faithfulness is judged against what the answerer read: an LLM's passages, else the chunks.
+        judged = judge.judge(q.question, answer.text, [c.text for c in answer.passages or answer.retrieved])
     return result_row(q, answer, judged)
 
 
