@@ -151,7 +151,8 @@ class ExtractiveAnswerer:
         encoder: MiniLMEncoder,
         lexical: LexicalIndex | None,
         sentence_vectors: SentenceVectors | None = None,
-        threshold: float = 0.40,
+        *,
+        threshold: float,  # no default: Settings.abstain_threshold is the calibrated one
         max_sentences: int = 2,
     ):
         self.encoder = encoder
