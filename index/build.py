@@ -20,6 +20,7 @@ from pathlib import Path
 
 from index.embedding import MiniLMEncoder
 from index.errors import CorpusEmpty
+from index.files import atomic_write
 from index.lexical import LexicalIndex, SentenceVectors, fingerprint
 from index.loaders import Article, LoadWarning, load_articles, scan
 from index.store import ChromaStore, DocState, StoredChunk, lexical_folder  # noqa: F401 - re-exported
@@ -183,10 +184,7 @@ def pieces(text: str, limit: int = PIECE_CHARS) -> Iterator[tuple[int, str]]:
 
 
 def _write_status(folder: Path, status: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".status.{os.getpid()}"
-    tmp.write_text(json.dumps(status, indent=1))
-    os.replace(tmp, folder / "status.json")
+    atomic_write(folder / "status.json", json.dumps(status, indent=1))
 
 
 def read_status(folder: Path) -> dict | None:

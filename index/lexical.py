@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import IndexDamaged
+from index.files import atomic_write
 from index.store import StoredChunk
 
 # bm25s' English list has 33 words and keeps question words ("which", "did", "who"), which then
@@ -245,9 +246,7 @@ class LexicalIndex:
         db.close()
         (tmp / "meta.json").write_text(json.dumps(meta.__dict__))
         os.replace(tmp, folder / name)
-        pointer_tmp = folder / f".CURRENT.{os.getpid()}"
-        pointer_tmp.write_text(name)
-        os.replace(pointer_tmp, folder / "CURRENT")  # the commit point of a build
+        atomic_write(folder / "CURRENT", name)  # the commit point of a build
         for old in folder.iterdir():
             if old.name not in {name, "CURRENT"} and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
