@@ -14,8 +14,9 @@ Modes
       P2: bm25s over the project's chunks (read from the project's chunk table), tokenised the way
       bm25s' README does it (stopwords="en", PyStemmer English), BM25 defaults; top K chunks.
   project-query PROJECT_DATA_DIR COLLECTION QFILE K WARMUP ANSWER
-      This project: Pipeline.from_settings(...); retrieval = pipeline.retriever.retrieve(q, K) (encode +
-      Chroma + BM25 + RRF); with ANSWER=1 also pipeline.ask(q) (top_k 8 + the offline answerer).
+      This project: Pipeline.from_settings(...); retrieval = pipeline.retrieve(q, k=K) (encode + Chroma +
+      BM25 + best sentence, relative-score fusion, then the sentence-evidence rerank); with ANSWER=1 also
+      pipeline.ask(q) (the top_k chunks + the offline answerer).
       Each question's K chunks are also regrouped into article passages (bot.passages, what an LLM
       reads): pr5 / pc5 = answer in / characters of the first 5 passages, passage_ms their build time.
   project-scale PROJECT_DATA_DIR COLLECTION QFILE WARMUP

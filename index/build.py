@@ -308,9 +308,9 @@ def _build(
         removed = sorted(d for d, st in states.items() if d not in current and owner(st) == scope)
 
     sentvecs = open_sentence_vectors(lexical_dir)
+    have = sentvecs.ids()
     # Sentence vectors live beside the BM25 side, not in Chroma: an article whose chunks lack them
     # (lost data dir, or a new one pointed at an existing Chroma server) is embedded again.
-    have = sentvecs.ids()
     lacking = {chunk_id.rsplit("#", 1)[0] for chunk_id, _ in pairs if chunk_id not in have}
     todo: list[Article] = []
     added = updated = unchanged = 0

@@ -22,7 +22,7 @@ FeedbackStore(sys.argv[1]).close()
 
 
 def test_processes_opening_a_fresh_database_at_once_all_start(tmp_path):
-    """Before: 1-2 of 8 failed on create_all ("table qa_answers already exists")."""
+    """Guards against: 1-2 of 8 failed on create_all ("table qa_answers already exists")."""
     start = time.time() + 6.0  # time for every interpreter to import SQLAlchemy first
     procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, f"sqlite:///{tmp_path / f'fb{db}.sqlite'}", str(start)],
                               stderr=subprocess.PIPE, text=True)
@@ -37,7 +37,7 @@ def test_export_refuses_to_overwrite_a_file_without_force(tmp_path):
     env = {"QA_FEEDBACK_DB_URL": f"sqlite:///{tmp_path / 'fb.sqlite'}", "QA_DATA_DIR": str(tmp_path / "data")}
     refused = CliRunner().invoke(app, ["feedback", "export", str(out)], env=env)
     assert refused.exit_code == 2 and "already exists" in refused.output and "--force" in refused.output
-    assert "hand-made" in out.read_text()  # before: silently replaced by an empty export
+    assert "hand-made" in out.read_text()  # guards against: silently replaced by an empty export
     forced = CliRunner().invoke(app, ["feedback", "export", str(out), "--force"], env=env)
     assert forced.exit_code == 0, forced.output
     assert out.read_text() == ""

@@ -311,7 +311,7 @@ def test_import_is_cheap():
 
 
 def test_a_stalled_llm_is_given_up_at_the_timeout_whatever_the_retries(srv):
-    """Before: each of the 1 + 2 attempts waited the whole timeout (a 30 s setting took 96 s)."""
+    """Guards against: each of the 1 + 2 attempts waited the whole timeout (a 30 s setting took 96 s)."""
     import time
 
     srv.script(Slow(10), Slow(10), Slow(10))
@@ -350,7 +350,7 @@ def test_a_runaway_reply_is_cut(srv):
 def test_an_abstention_beside_a_cited_claim_keeps_the_claim_and_its_source(srv):
     srv.script(Reply("I couldn't find that in the articles. However, the ECB kept rates at 4% on Thursday [1]."))
     answer = make(srv.base_url).answer("Did the ECB cut rates in May?", CHUNKS)
-    assert not answer.abstained  # before: a bare abstention, the cited claim and its source dropped
+    assert not answer.abstained  # guards against: a bare abstention, the cited claim and its source dropped
     assert [c.chunk_id for c in answer.citations] == ["ecb#0"] and "4%" in answer.text
 
 
