@@ -55,7 +55,7 @@ def load_questions(name: str, args) -> list[dict]:
 def measure(pipeline, questions: list[dict], variant: dict) -> dict:
     """Retrieval and answer metrics of one variant over the questions."""
     import bot.answer.extractive as extractive
-    from eval.metrics import contains, distinct_docs
+    from eval.metrics import contains, hit_at_k
 
     r = pipeline.retriever
     r.dense_weight, r.sentence_weight = variant["dense"], variant["sentence"]
@@ -70,12 +70,12 @@ def measure(pipeline, questions: list[dict], variant: dict) -> dict:
         chunks = pipeline.retrieve(q["question"], k=20, vector=vector)
         answer = pipeline.extractive.answer(q["question"], chunks[: pipeline.options.top_k], vector)
         times.append((time.perf_counter() - t0) * 1000)
-        docs = distinct_docs([c.doc_id for c in chunks])
+        docs = [c.doc_id for c in chunks]
         gold = set(q.get("gold_docs") or ())
         if gold:
             n_gold += 1
-            h1 += bool(docs and docs[0] in gold)
-            h5 += bool(gold & set(docs[:5]))
+            h1 += hit_at_k(docs, gold, 1)
+            h5 += hit_at_k(docs, gold, 5)
         abstained += answer.abstained
         correct += (not answer.abstained) and contains(answer.text, q["answers"])
     times.sort()
