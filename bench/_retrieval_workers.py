@@ -145,10 +145,10 @@ def bm25_query(data_dir: str, collection: str, qfile: str, k: str, warmup: str) 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     questions = _questions(qfile)
     lex = LexicalIndex.open(lexical_folder(Path(data_dir), collection))
-    rows_db = lex._db.execute("SELECT doc_id, text FROM chunks ORDER BY row").fetchall()
+    chunks = lex.table.in_order()
     lex.close()
-    doc_ids = [r[0] for r in rows_db]
-    texts = [r[1] for r in rows_db]
+    doc_ids = [c.doc_id for c in chunks]
+    texts = [c.text for c in chunks]
     stemmer = Stemmer.Stemmer("english")
     t0, c0 = time.perf_counter(), cpu_s()
     retriever = bm25s.BM25()

@@ -138,7 +138,8 @@ class Pipeline:
         """Open the index named by settings and build the answerers it asks for."""
         from index.embedding import MiniLMEncoder
         from index.indexer import Indexer
-        from index.lexical import LexicalIndex, SentenceVectors
+        from index.lexical import LexicalIndex
+        from index.sentence_vectors import SentenceVectors
 
         # Loading the ONNX model is mostly native code that releases the GIL, so it overlaps with
         # importing and opening Chroma on the other core: ~0.25 s off every cold start.

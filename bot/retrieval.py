@@ -9,7 +9,8 @@ import numpy as np
 
 from bot.types import Chunk, Filters, Sentence
 from index.embedding import MiniLMEncoder
-from index.lexical import LexicalIndex, SentenceVectors
+from index.lexical import LexicalIndex
+from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, StoredChunk
 
 log = logging.getLogger(__name__)

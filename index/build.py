@@ -21,8 +21,9 @@ from pathlib import Path
 from index.embedding import MiniLMEncoder
 from index.errors import CorpusEmpty
 from index.files import atomic_write
-from index.lexical import LexicalIndex, SentenceVectors, fingerprint
+from index.lexical import LexicalIndex, fingerprint
 from index.loaders import Article, LoadWarning, load_articles, scan
+from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, DocState, StoredChunk, lexical_folder  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)

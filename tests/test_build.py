@@ -19,6 +19,7 @@ from index.build import build_index, lexical_folder
 from index.embedding import MiniLMEncoder
 from index.lexical import LexicalIndex
 from index.loaders import load_corpus
+from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, StoredChunk
 from tests.conftest import SEEDS, make_settings
 
@@ -94,11 +95,7 @@ def bm25_docs(data_dir: Path, query: str) -> set[str]:
 
 def chunks_without_sentence_vectors(data_dir: Path, chunks: dict[str, StoredChunk]) -> list[str]:
     """Chunks whose per-sentence vectors (kept beside the BM25 side) are missing or of the wrong count."""
-    import index.lexical
-
-    if not hasattr(index.lexical, "SentenceVectors"):
-        return []
-    vectors = index.lexical.SentenceVectors(lexical_folder(data_dir, COLLECTION), readonly=True)
+    vectors = SentenceVectors(lexical_folder(data_dir, COLLECTION), readonly=True)
     try:
         got = vectors.get(sorted(chunks))
     finally:

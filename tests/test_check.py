@@ -16,7 +16,8 @@ from index.build import build_index, lexical_folder
 from index.check import REBUILD, REPAIR, check_index
 from index.embedding import MiniLMEncoder
 from index.errors import IndexDamaged, QAError
-from index.lexical import LexicalIndex, SentenceVectors, fingerprint
+from index.lexical import LexicalIndex, fingerprint
+from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, StoredChunk
 from tests.conftest import ROOT, SEEDS, make_settings
 

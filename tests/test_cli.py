@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 QA = ROOT / ".venv" / "bin" / "qa"
 CEO = "Who is the chief executive of ADASpace?"
-KEYS = {"question", "answer", "abstained", "mode", "citations", "retrieved", "latency_ms", "note", "span"}
+KEYS = {"question", "answer", "abstained", "mode", "citations", "retrieved", "passages", "latency_ms", "note", "span"}
 
 
 @dataclass(frozen=True)

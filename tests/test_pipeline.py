@@ -188,7 +188,7 @@ def test_passage_contains_the_chunk_and_its_neighbours(seed_pipeline):
 
 
 def test_passage_of_every_chunk_contains_it(seed_pipeline):
-    ids = [r[0] for r in seed_pipeline.lexical._db.execute("SELECT id FROM chunks")]
+    ids = [c.id for c in seed_pipeline.lexical.table.in_order()]
     assert ids
     for cid in ids:
         chunk = seed_pipeline.lexical.by_ids([cid])[cid]
