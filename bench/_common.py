@@ -134,14 +134,11 @@ def median(xs: Sequence[float]) -> float:
 
 
 def percentile(xs: Sequence[float], p: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default method)."""
-    s = sorted(xs)
-    if not s:
-        return float("nan")
-    pos = (len(s) - 1) * p / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+    """eval.metrics.percentile (numpy's default interpolation), NaN rather than None for no values."""
+    from eval.metrics import percentile as of
+
+    value = of(xs, p)
+    return float("nan") if value is None else value
 
 
 def fresh_dir(path: Path) -> Path:

@@ -10,21 +10,22 @@ sample) into bench/out/corpus/rtqa<year>_a<N>/, rewriting only files that change
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from _common import OUT, REPO
 
 
 def source_dir() -> Path:
-    from eval.datasets import default_source_dir
+    """The shared data folder as configured (QA_SHARED_DATA_DIR, default ../shared/data)."""
+    from bot.config import load_settings
 
-    return default_source_dir()
+    return load_settings().shared_data_dir
 
 
 def materialize(year: int, articles: int | None) -> tuple[Path, int, int]:
     """(corpus folder, articles in it, articles available for the year)."""
     from eval.datasets import realtimeqa
+    from index.files import write_if_changed
 
     ds = realtimeqa(year, OUT / "rtqa", source_dir())
     files = sorted(p.name for p in ds.corpus_dir.glob("*.txt"))
@@ -34,12 +35,7 @@ def materialize(year: int, articles: int | None) -> tuple[Path, int, int]:
     target.mkdir(parents=True, exist_ok=True)
     keep = set(files[:n])
     for name in files[:n]:
-        data = (ds.corpus_dir / name).read_bytes()
-        dst = target / name
-        if not dst.is_file() or dst.read_bytes() != data:
-            tmp = target / f".{name}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, dst)
+        write_if_changed(target / name, (ds.corpus_dir / name).read_bytes())
     for p in target.glob("*.txt"):
         if p.name not in keep:
             p.unlink()

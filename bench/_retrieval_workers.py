@@ -14,8 +14,9 @@ Modes
       P2: bm25s over the project's chunks (read from the project's chunk table), tokenised the way
       bm25s' README does it (stopwords="en", PyStemmer English), BM25 defaults; top K chunks.
   project-query PROJECT_DATA_DIR COLLECTION QFILE K WARMUP ANSWER
-      This project: Pipeline.from_settings(...); retrieval = pipeline.retriever.retrieve(q, K) (encode +
-      Chroma + BM25 + RRF); with ANSWER=1 also pipeline.ask(q) (top_k 8 + the offline answerer).
+      This project: Pipeline.from_settings(...); retrieval = pipeline.retrieve(q, k=K) (encode + Chroma +
+      BM25 + best sentence, relative-score fusion, then the sentence-evidence rerank); with ANSWER=1 also
+      pipeline.ask(q) (the top_k chunks + the offline answerer).
       Each question's K chunks are also regrouped into article passages (bot.passages, what an LLM
       reads): pr5 / pc5 = answer in / characters of the first 5 passages, passage_ms their build time.
   project-scale PROJECT_DATA_DIR COLLECTION QFILE WARMUP
@@ -144,10 +145,10 @@ def bm25_query(data_dir: str, collection: str, qfile: str, k: str, warmup: str) 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     questions = _questions(qfile)
     lex = LexicalIndex.open(lexical_folder(Path(data_dir), collection))
-    rows_db = lex._db.execute("SELECT doc_id, text FROM chunks ORDER BY row").fetchall()
+    chunks = lex.table.in_order()
     lex.close()
-    doc_ids = [r[0] for r in rows_db]
-    texts = [r[1] for r in rows_db]
+    doc_ids = [c.doc_id for c in chunks]
+    texts = [c.text for c in chunks]
     stemmer = Stemmer.Stemmer("english")
     t0, c0 = time.perf_counter(), cpu_s()
     retriever = bm25s.BM25()
@@ -199,10 +200,11 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
         return [c.doc_id for c in chunks], [c.text for c in chunks]
 
     def passages(q: dict, r: dict) -> None:
-        # What an LLM reads (Pipeline.sources): the K ranked chunks regrouped into passages of the
-        # best llm_sources articles; timed on its own, outside the retrieval timing.
+        # What an LLM reads (bot.passages.ArticlePassages): the K ranked chunks regrouped into passages
+        # of the best llm_sources articles; timed on its own, outside the retrieval timing.
         t0, c = time.perf_counter(), cpu_s()
-        found = article_passages(pipeline.lexical, q["question"], last, pipeline.llm_sources, pipeline.passage_chars)
+        found = article_passages(pipeline.lexical, q["question"], last, pipeline.options.llm_sources,
+                                 pipeline.options.passage_chars)
         r["passage_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         passage_cpu[0] += cpu_s() - c
         r["pc5"] = sum(len(p.text) for p in found[:5])
@@ -216,8 +218,8 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
               "candidates": retriever.candidates, "fusion": retriever.fusion, "keep_top": retriever.keep_top,
               "dense_weight": getattr(retriever, "dense_weight", None),
               "sentence_weight": getattr(retriever, "sentence_weight", None),
-              "rerank_depth": getattr(pipeline, "rerank_depth", 0), "rerank_weight": getattr(pipeline, "rerank_weight", 0),
-              "llm_sources": pipeline.llm_sources, "passage_chars": pipeline.passage_chars,
+              "rerank_depth": pipeline.options.rerank_depth, "rerank_weight": pipeline.options.rerank_weight,
+              "llm_sources": pipeline.options.llm_sources, "passage_chars": pipeline.options.passage_chars,
               "query_cpu_s": query_cpu}
     if answer == "1":
         for q in questions[: int(warmup)]:
@@ -234,7 +236,7 @@ def project_query(data_dir: str, collection: str, qfile: str, k: str, warmup: st
             r["correct"] = bool(not a.abstained and contains(text, q["answers"])) if q.get("answers") else None
             r["ask_recall"] = bool(context_recall([c.text for c in a.retrieved], q["answers"])) if q.get("answers") else None
             r["answer"] = a.text[:400]
-        result["top_k"] = pipeline.top_k
+        result["top_k"] = pipeline.options.top_k
         result["answerer"] = pipeline.info.get("answerer")
     result["rows"] = rows
     result["peak_rss_bytes"] = peak_rss()
@@ -260,7 +262,7 @@ def project_scale(data_dir: str, collection: str, qfile: str, warmup: str) -> di
         ask_ms.append((time.perf_counter() - t0) * 1000)
         abstained += bool(a.abstained)
     c2 = cpu_s()
-    return {"side": "project", "load_s": load, "questions": len(questions), "top_k": pipeline.top_k,
+    return {"side": "project", "load_s": load, "questions": len(questions), "top_k": pipeline.options.top_k,
             "index": pipeline.info.get("index"), "retrieve_ms": retrieve_ms, "ask_ms": ask_ms,
             "abstained": abstained, "retrieve_cpu_s": c1 - c0, "ask_cpu_s": c2 - c1, "peak_rss_bytes": peak_rss()}
 

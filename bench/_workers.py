@@ -40,17 +40,15 @@ def emit(result: dict) -> None:
 
 def project_build(corpus: str, data_dir: str, collection: str) -> dict:
     from bot.config import Settings
-    from index.build import build_index, lexical_folder
-    from index.embedding import MiniLMEncoder
-    from index.store import ChromaStore
+    from index.indexer import Indexer
 
     s = Settings(_env_file=None, data_dir=data_dir, collection=collection)
-    encoder = MiniLMEncoder(s.model_cache_dir)
-    store = ChromaStore.open(s.data_dir, s.collection, encoder.name, create=True)
+    indexer = Indexer.from_settings(s)
+    encoder = indexer.encoder
+    indexer.open_store(create=True)  # Chroma's first open is setup, not build time
     setup = time.perf_counter() - T_START
     t0, c0 = time.perf_counter(), cpu_s()
-    report = build_index(corpus, store, lexical_folder(s.data_dir, s.collection), encoder,
-                         s.chunk_size, s.chunk_overlap, s.embed_batch_size, backend=s.backend)
+    report = indexer.build(corpus)
     seconds = time.perf_counter() - t0
     cpu = cpu_s() - c0
     return {

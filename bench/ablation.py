@@ -6,7 +6,7 @@ Runs the same Pipeline four ways, in one process, over the same questions:
   +sentence     vector 0.3 / best sentence 0.2 / BM25 0.5 (HybridRetriever.sentence_weight)
   +proximity    the above + the answerer's proximity term (W_PROXIMITY 0.2), threshold 0.348
   +rerank       the above + the top 20 fused chunks re-ranked by their best sentence's evidence score
-                (Pipeline.rerank, weight 1.0): the current default
+                (bot.postprocess.EvidenceRerank, weight 1.0): the current default
 
 on the seed question set (the set the weights were chosen on), a random sample of SQuAD dev questions and
 the RealTime QA 2026 quiz (held out). The SQuAD and RealTime QA indexes are the ones
@@ -55,27 +55,27 @@ def load_questions(name: str, args) -> list[dict]:
 def measure(pipeline, questions: list[dict], variant: dict) -> dict:
     """Retrieval and answer metrics of one variant over the questions."""
     import bot.answer.extractive as extractive
-    from eval.metrics import contains, distinct_docs
+    from eval.metrics import contains, hit_at_k
 
     r = pipeline.retriever
     r.dense_weight, r.sentence_weight = variant["dense"], variant["sentence"]
     extractive.W_PROXIMITY = variant["proximity"]
     pipeline.extractive.threshold = variant["threshold"]
-    pipeline.rerank_depth = variant["rerank"]
+    pipeline.postprocessors[0].depth = variant["rerank"]  # the EvidenceRerank step
     h1 = h5 = n_gold = correct = abstained = 0
     times = []
     for q in questions:
         t0 = time.perf_counter()
         vector = r.encoder.encode_one(q["question"])
         chunks = pipeline.retrieve(q["question"], k=20, vector=vector)
-        answer = pipeline.extractive.answer(q["question"], chunks[: pipeline.top_k], vector)
+        answer = pipeline.extractive.answer(q["question"], chunks[: pipeline.options.top_k], vector)
         times.append((time.perf_counter() - t0) * 1000)
-        docs = distinct_docs([c.doc_id for c in chunks])
+        docs = [c.doc_id for c in chunks]
         gold = set(q.get("gold_docs") or ())
         if gold:
             n_gold += 1
-            h1 += bool(docs and docs[0] in gold)
-            h5 += bool(gold & set(docs[:5]))
+            h1 += hit_at_k(docs, gold, 1)
+            h5 += hit_at_k(docs, gold, 5)
         abstained += answer.abstained
         correct += (not answer.abstained) and contains(answer.text, q["answers"])
     times.sort()

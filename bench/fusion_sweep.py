@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bot.config import load_settings
     from bot.pipeline import Pipeline
-    from eval.metrics import distinct_docs
+    from eval.metrics import hit_at_k
 
     questions = json.loads(args.questions.read_text())[0 if args.half == "even" else 1 :: 2]
     if args.limit:
@@ -62,14 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         s = defaults.model_copy(update=change)
         retriever.candidates, retriever.dense_weight, retriever.sentence_weight = (
             s.candidates, s.dense_weight, s.sentence_weight)
-        pipeline.rerank_depth, pipeline.rerank_weight = s.rerank_depth, s.rerank_weight
+        rerank = pipeline.postprocessors[0]  # the EvidenceRerank step
+        rerank.depth, rerank.weight = s.rerank_depth, s.rerank_weight
         h1 = h5 = 0
         t0 = time.perf_counter()
         for q, v in zip(questions, vectors):
-            docs = distinct_docs([c.doc_id for c in pipeline.retrieve(q["question"], k=20, vector=v)])
-            gold = set(q["gold_docs"])
-            h1 += bool(gold & set(docs[:1]))
-            h5 += bool(gold & set(docs[:5]))
+            docs = [c.doc_id for c in pipeline.retrieve(q["question"], k=20, vector=v)]
+            h1 += hit_at_k(docs, q["gold_docs"], 1)
+            h5 += hit_at_k(docs, q["gold_docs"], 5)
         n = len(questions)
         rows.append([", ".join(f"{k} {v}" for k, v in change.items()) or "default", f"{100 * h1 / n:.2f}",
                      f"{100 * h5 / n:.2f}", f"{time.perf_counter() - t0:.0f}"])

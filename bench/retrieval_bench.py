@@ -161,6 +161,9 @@ def qfile(name: str, questions: list) -> Path:
 
 
 def doc_metrics(rows: list[dict], gold: dict[str, tuple]) -> dict:
+    """hit@1, hit@5 and MRR@10 of the gold documents (eval.metrics' definitions), over questions with gold."""
+    from eval.metrics import hit_at_k, reciprocal_rank
+
     h1 = h5 = rr = 0.0
     n = 0
     for r in rows:
@@ -169,9 +172,9 @@ def doc_metrics(rows: list[dict], gold: dict[str, tuple]) -> dict:
             continue
         n += 1
         docs = r["docs"][:10]
-        h1 += bool(g & set(docs[:1]))
-        h5 += bool(g & set(docs[:5]))
-        rr += next((1.0 / i for i, d in enumerate(docs, 1) if d in g), 0.0)
+        h1 += hit_at_k(docs, g, 1)
+        h5 += hit_at_k(docs, g, 5)
+        rr += reciprocal_rank(docs, g)
     return {"n_gold": n, "hit@1": h1 / n if n else None, "hit@5": h5 / n if n else None,
             "mrr@10": rr / n if n else None}
 

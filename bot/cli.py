@@ -1,7 +1,7 @@
 """The `qa` command: index, ask, chat, slack, eval, feedback.
 
-Heavy modules are imported inside each command so that `qa ask` starts fast; a QAError becomes one
-line on stderr and exit code 2.
+Heavy modules are imported inside each command so that `qa ask` starts fast; a QAError raised by any
+command becomes one line on stderr and exit code 2 (in _Group.invoke, the one edge that handles it).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from datetime import date
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -18,16 +19,20 @@ import typer
 from typer.core import TyperGroup
 
 from bot.errors import QAError
+from eval import DATASETS  # the CLI is the one module of bot that knows eval
 
 class _Group(TyperGroup):
-    """The command group, catching a closed output pipe before click turns it into a silent exit 1."""
+    """The command group: the one edge where domain errors and a closed output pipe are handled."""
 
     def invoke(self, ctx):
-        """Run the command; `qa ask ... | head -1` closing the pipe early ends the run quietly with 0."""
+        """Run the command; a QAError becomes one `error:` line and exit 2, and `qa ask ... | head -1`
+        closing the pipe early ends the run quietly with 0 (click would make it a silent exit 1)."""
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
             _quiet_broken_pipe()
+        except QAError as exc:
+            fail(exc.user_message)
 
 
 app = typer.Typer(
@@ -151,8 +156,6 @@ def index(
             _rebuild_index(settings, directory, follow_symlinks)
         else:
             _run_index(settings, _corpus_dir(settings, directory), replace, follow_symlinks)
-    except QAError as exc:
-        fail(exc.user_message)
     except KeyboardInterrupt:
         typer.secho("interrupted: the index keeps every article written so far; run the same `qa index` "
                     "again to resume.", err=True)
@@ -171,20 +174,10 @@ def _corpus_dir(settings, directory: Optional[Path]) -> Path:
     return Path(settings.corpus_dir)
 
 
-def _open_store(settings, create: bool, verify: bool = True):
-    from index.embedding import MODEL_NAME
-    from index.store import ChromaStore
+def _indexer(settings):
+    from index.indexer import Indexer
 
-    return ChromaStore.open(
-        settings.data_dir, settings.collection, MODEL_NAME, settings.chroma_host, settings.chroma_port,
-        create=create, verify=verify,
-    )
-
-
-def _lexical_dir(settings) -> Path:
-    from index.build import lexical_folder
-
-    return lexical_folder(settings.data_dir, settings.collection, settings.chroma_host, settings.chroma_port)
+    return Indexer.from_settings(settings)
 
 
 def _err_console():
@@ -196,8 +189,6 @@ def _err_console():
 def _run_index(settings, directory: Path, replace: bool = False, follow_symlinks: bool = False) -> None:
     from rich.markup import escape
 
-    from index.build import build_index
-    from index.embedding import MiniLMEncoder
     from index.loaders import scan
     from index.sanitize import safe_text
 
@@ -206,18 +197,14 @@ def _run_index(settings, directory: Path, replace: bool = False, follow_symlinks
         # Skipped files are listed once, at the end, as "warning:" lines; the loader's log would repeat each.
         logging.getLogger("index.loaders").setLevel(logging.ERROR)
     scan(directory, follow_symlinks)  # a missing or empty folder fails here, before anything is opened or written
-    store = _open_store(settings, create=True)
-    encoder = MiniLMEncoder(settings.model_cache_dir)
+    indexer = _indexer(settings)
 
     def on_wait(message: str) -> None:
         err.print(f"waiting: {escape(safe_text(message))} (Ctrl-C to stop)", soft_wrap=True)
 
     def build(on_progress):
-        return build_index(
-            directory, store, _lexical_dir(settings), encoder, settings.chunk_size, settings.chunk_overlap,
-            settings.embed_batch_size, on_progress, settings.backend, replace=replace,
-            follow_symlinks=follow_symlinks, on_wait=on_wait,
-        )
+        return indexer.build(directory, on_progress, replace=replace, follow_symlinks=follow_symlinks,
+                             on_wait=on_wait)
 
     if err.is_terminal:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -262,14 +249,10 @@ def _run_index(settings, directory: Path, replace: bool = False, follow_symlinks
 
 def _rebuild_index(settings, directory: Optional[Path], follow_symlinks: bool) -> None:
     """Delete the collection and its BM25 side, then index the folders it was made from (or directory)."""
-    import shutil
-
-    from index.build import index_lock, read_status
     from index.errors import CorpusMissing
-    from index.store import ChromaStore
 
-    folder = _lexical_dir(settings)
-    status = read_status(folder) or {}
+    indexer = _indexer(settings)
+    status = indexer.status()
     if directory is not None:
         sources = [directory]
     else:
@@ -281,9 +264,8 @@ def _rebuild_index(settings, directory: Optional[Path], follow_symlinks: bool) -
                                 "folder of articles to rebuild from.")
     err = _err_console()
     # Held from the deletion to the end of the last build (the lock is re-entrant within a process).
-    with index_lock(folder, lambda m: err.print(f"waiting: {m}", markup=False, soft_wrap=True)):
-        done = ChromaStore.drop(settings.data_dir, settings.collection, settings.chroma_host, settings.chroma_port)
-        shutil.rmtree(folder, ignore_errors=True)
+    with indexer.lock(lambda m: err.print(f"waiting: {m}", markup=False, soft_wrap=True)):
+        done = indexer.drop()
         err.print(f"rebuild: {done}", markup=False, soft_wrap=True)
         for src in sources:
             _run_index(settings, src, follow_symlinks=follow_symlinks)
@@ -294,9 +276,10 @@ def _check_index(settings) -> int:
     from index.check import REBUILD, check_index
     from index.errors import IndexDamaged
 
+    indexer = _indexer(settings)
     try:
-        store = _open_store(settings, create=False, verify=False)
-        problems = check_index(store, _lexical_dir(settings), thorough=True)
+        store = indexer.open_store(verify=False)
+        problems = check_index(store, indexer.lexical_dir, thorough=True)
         count = store.count()
     except IndexDamaged as exc:
         print(f"damaged: {exc.user_message}")
@@ -317,14 +300,14 @@ def _print_status(settings) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from index.build import read_status
     from index.check import check_index
     from index.lexical import LexicalIndex
 
-    store = _open_store(settings, create=False, verify=False)
-    meta = LexicalIndex.read_meta(_lexical_dir(settings))
-    status = read_status(_lexical_dir(settings)) or {}
-    problems = check_index(store, _lexical_dir(settings))
+    indexer = _indexer(settings)
+    store = indexer.open_store(verify=False)
+    meta = LexicalIndex.read_meta(indexer.lexical_dir)
+    status = indexer.status()
+    problems = check_index(store, indexer.lexical_dir)
     health = "ok" if not problems else "; ".join(p.message for p in problems) + \
         f" (run `{max((p.fix for p in problems), key=len)}`)"
     table = Table(show_header=False, box=None)
@@ -376,12 +359,7 @@ def ask(
     # Undecodable bytes in argv arrive as lone surrogates, which no printer or JSON encoder accepts.
     question = fix_surrogates(question)
     filters = Filters(doc and fix_surrogates(doc), _parse_date(since, "--since"), _parse_date(until, "--until"))
-    settings = _settings(data_dir=data_dir)
-    try:
-        pipeline = Pipeline.from_settings(settings)
-        answer = pipeline.ask(Question(question, filters))
-    except QAError as exc:
-        fail(exc.user_message)
+    answer = Pipeline.from_settings(_settings(data_dir=data_dir)).ask(Question(question, filters))
     if as_json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
@@ -433,12 +411,15 @@ def chat(
     raise typer.Exit(repl.run_chat(_settings(data_dir=data_dir)))
 
 
+DatasetName = Enum("DatasetName", {name: name for name in DATASETS}, type=str)
+
+
 # --- qa eval --------------------------------------------------------------------------
 @app.command("eval", epilog="Examples: qa eval | qa eval my-questions.jsonl --fail-under hit@5=0.9 | "
                              "qa eval --compare eval/runs/A eval/runs/B --out eval/runs/A-vs-B")
 def eval_command(
     questions_file: Optional[Path] = typer.Argument(None, help="Question set (.jsonl or .csv); default eval/questions.jsonl."),
-    dataset: Optional[str] = typer.Option(None, help="Evaluate on real data instead: realtimeqa-2026, realtimeqa-2025 or squad."),
+    dataset: Optional[DatasetName] = typer.Option(None, help="Evaluate on real data instead (a RealTime QA year, SQuAD, newsqa-dev)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N questions (a dataset also gets a smaller corpus)."),
     out: Optional[Path] = typer.Option(None, help="Where to write the run (default eval/runs/<timestamp>)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Report and skip malformed lines instead of stopping."),
@@ -453,12 +434,8 @@ def eval_command(
     """Evaluate answers on a question set: metrics, reports, comparisons, CI thresholds."""
     from eval.runner import EvalOptions, evaluate
 
-    opts = EvalOptions(questions_file, dataset, limit, out, skip_bad, list(fail_under or []), compare, source_dir)
-    try:
-        code = evaluate(opts, _settings(data_dir=data_dir))
-    except QAError as exc:
-        fail(exc.user_message)
-    raise typer.Exit(code)
+    opts = EvalOptions(questions_file, dataset and dataset.value, limit, out, skip_bad, list(fail_under or []), compare, source_dir)
+    raise typer.Exit(evaluate(opts, _settings(data_dir=data_dir)))
 
 
 # --- qa slack -----------------------------------------------------------------------
@@ -471,11 +448,7 @@ def slack(
     """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else the HTTP Events API on --port."""
     from bot.slack.app import run_bot
 
-    settings = _settings(data_dir=data_dir)
-    try:
-        run_bot(settings, host=host, port=port)
-    except QAError as exc:
-        fail(exc.user_message)
+    run_bot(_settings(data_dir=data_dir), host=host, port=port)
 
 
 # --- qa feedback --------------------------------------------------------------------
@@ -484,26 +457,32 @@ feedback_app = typer.Typer(no_args_is_help=True, help="Feedback (👍 / 👎) co
 app.add_typer(feedback_app, name="feedback")
 
 
+class Only(str, Enum):
+    """Which votes `qa feedback export` writes."""
+
+    all = "all"
+    up = "up"
+    down = "down"
+
+
 @feedback_app.command("export", epilog="Examples: qa feedback export slack.jsonl | qa feedback export good.jsonl --only up --force")
 def feedback_export(
     out: Path = typer.Argument(..., help="The question-set file to write (JSON lines, for `qa eval`)."),
-    only: str = typer.Option("all", "--only", help="all, up (👍 only) or down (👎 only)."),
+    only: Only = typer.Option(Only.all, "--only", help="all, up (👍 only) or down (👎 only)."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it already exists."),
     data_dir: Optional[Path] = typer.Option(None, help="Where the index and the default feedback DB live."),
 ) -> None:
     """Write the questions people voted on as a question set for `qa eval`."""
+    # The one place that knows both sides: the Slack bot's store, and eval's question-set format.
     from bot.slack.feedback import FeedbackStore
+    from eval.feedback import export_feedback
 
-    if only not in ("all", "up", "down"):
-        fail(f"--only must be all, up or down, not {only!r}")
     if out.exists() and not force:
         # A question set may hold hours of hand-filled references: never replace one by surprise.
         fail(f"{out} already exists: add --force to overwrite it, or choose another file")
     settings = _settings(data_dir=data_dir)
     try:
-        count = FeedbackStore(settings.feedback_url).export_questions(out, only=only)
-    except QAError as exc:
-        fail(exc.user_message)
+        count = export_feedback(FeedbackStore(settings.feedback_url), out, only=only.value)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
     print(f"wrote {count} question(s) to {out}")

@@ -105,9 +105,9 @@ class Settings(BaseSettings):
     @property
     def backend(self) -> str:
         """Human-readable name of the Chroma backend in use."""
-        if self.chroma_host:
-            return f"chroma server {self.chroma_host}:{self.chroma_port}"
-        return f"embedded chroma at {self.data_dir / 'chroma'}"
+        from index.indexer import IndexConfig
+
+        return IndexConfig.from_settings(self).backend
 
     @property
     def feedback_url(self) -> str:

@@ -9,7 +9,6 @@ from index.errors import CorpusMissing, IndexMissing, QAError, StoreUnavailable
 __all__ = [
     "QAError",
     "BadQuestion",
-    "BadQuestionSet",
     "CorpusMissing",
     "IndexMissing",
     "LLMUnavailable",
@@ -24,10 +23,6 @@ class BadQuestion(QAError):
 
 class LLMUnavailable(QAError):
     """The configured LLM failed; callers usually fall back to the offline answer."""
-
-
-class BadQuestionSet(QAError):
-    """A question-set file has a malformed line."""
 
 
 class ReaderUnavailable(QAError):

@@ -12,6 +12,7 @@ contain the gold answer for 58 % of questions vs 47 % for the top 5 chunks (docs
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.retrieval import parse_spans
@@ -119,3 +120,16 @@ def article_passages(
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class ArticlePassages:
+    """What an LLM reads: the ranked chunks turned into at most max_articles passages of max_chars (article_passages)."""
+
+    lexical: LexicalIndex
+    max_articles: int
+    max_chars: int
+
+    def __call__(self, question: str, chunks: Sequence[Chunk]) -> list[Chunk]:
+        """One passage per article of the ranked chunks, best article first."""
+        return article_passages(self.lexical, question, chunks, self.max_articles, self.max_chars)

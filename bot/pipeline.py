@@ -6,22 +6,27 @@ Slack, the REPL and evaluation are thin adapters around `Pipeline.ask` / `Pipeli
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from bot.answer.base import Answerer, TopK
 from bot.answer.extractive import ABSTAIN_TEXT, ExtractiveAnswerer
 from bot.errors import BadQuestion, IndexMissing
 from bot.followup import carry_subject, subject_of  # noqa: F401 - subject_of re-exported
-from bot.passages import article_passages, stitch
-from bot.retrieval import HybridRetriever, relative_score_fusion
+from bot.passages import ArticlePassages, stitch
+from bot.postprocess import EvidenceRerank, Postprocessor
+from bot.retrieval import HybridRetriever
 from bot.types import Answer, Chunk, Conversation, Delta, Filters, Question
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from bot.answer.llm import LLMAnswerer
+    from bot.answer.reader import ReaderAnswerer
     from bot.config import Settings
     from index.lexical import LexicalIndex
+
 
 def release_free_memory() -> None:
     """Hand the heap that opening the index freed back to the OS (glibc only; a no-op elsewhere).
@@ -55,44 +60,86 @@ def load_reader(settings: Settings):
     return ReaderAnswerer(reader, threshold=settings.reader_threshold, max_chunks=settings.reader_chunks)
 
 
+@dataclass(frozen=True)
+class PipelineOptions:
+    """The pipeline's knobs. No defaults here: Settings holds them, and from_settings is the one way in."""
+
+    top_k: int  # ranked chunks the offline answerers read (and Answer.retrieved holds)
+    max_question_chars: int
+    rerank_depth: int  # fused candidates re-ranked by sentence evidence (0 = off)
+    rerank_weight: float
+    llm_sources: int  # articles given to an LLM, one passage each
+    passage_chars: int  # characters of each passage (0 = the LLM reads the top_k chunks)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PipelineOptions:
+        """The pipeline part of the settings."""
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
+
+
 class Pipeline:
-    """Retrieve, then answer (LLM when configured, else extractive), with conversation context."""
+    """Retrieve, postprocess (rerank), then answer (LLM when configured, else offline), with conversation context.
+
+    `extractive`, `reader` and `llm` are the answerers it was built with (reader and llm may be None);
+    `answerer` is the one that answers, already wired: an LLM falls back to the offline answerer.
+    """
 
     def __init__(
         self,
         retriever: HybridRetriever,
+        answerer: Answerer,
+        options: PipelineOptions,
+        *,
+        postprocessors: Sequence[Postprocessor] = (),
         extractive: ExtractiveAnswerer,
-        llm=None,
-        top_k: int = 5,
-        max_question_chars: int = 4000,
+        reader: ReaderAnswerer | None = None,
+        llm: LLMAnswerer | None = None,
         info: dict | None = None,
-        rerank_depth: int = 0,
-        rerank_weight: float = 1.0,
-        llm_sources: int = 5,
-        passage_chars: int = 0,
-        reader=None,
     ):
         self.retriever = retriever
+        self.answerer = answerer
+        self.options = options
+        self.postprocessors = tuple(postprocessors)
         self.extractive = extractive
-        self.llm = llm
-        self.top_k = top_k
-        self.max_question_chars = max_question_chars
-        self.info = info or {}
-        self.rerank_depth = rerank_depth
-        self.rerank_weight = rerank_weight
-        self.llm_sources = llm_sources
-        self.passage_chars = passage_chars
-        # The offline answer: the trained reader when one is loaded, else the heuristic sentence scorer.
         self.reader = reader
-        self.offline = reader or extractive
+        self.llm = llm
+        self.info = info or {}
+
+    @property
+    def offline(self) -> Answerer:
+        """The offline answerer: the trained reader when one is loaded, else the heuristic sentence scorer."""
+        return self.reader or self.extractive
+
+    @classmethod
+    def compose(
+        cls, retriever: HybridRetriever, options: PipelineOptions, extractive: ExtractiveAnswerer,
+        reader: ReaderAnswerer | None = None, llm_settings: Settings | None = None, info: dict | None = None,
+    ) -> Pipeline:
+        """Wire the answer chain: rerank by the extractive scorer, the offline answerer on the top_k chunks, and
+        with llm_settings an LLM reading article passages (or the top_k chunks) that falls back to it."""
+        offline = TopK(reader or extractive, options.top_k)
+        answerer: Answerer = offline
+        llm = None
+        if llm_settings is not None:
+            from bot.answer.llm import LLMAnswerer
+
+            passages = None
+            if options.passage_chars > 0 and retriever.lexical is not None:
+                passages = ArticlePassages(retriever.lexical, options.llm_sources, options.passage_chars)
+            llm = LLMAnswerer.from_settings(llm_settings, fallback=offline, passages=passages)
+            # Passages are made from every ranked candidate; without them the LLM reads the top_k chunks.
+            answerer = llm if passages else TopK(llm, options.top_k)
+        rerank = EvidenceRerank(extractive, options.rerank_depth, options.rerank_weight)
+        return cls(retriever, answerer, options, postprocessors=[rerank], extractive=extractive, reader=reader,
+                   llm=llm, info=info)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
         """Open the index named by settings and build the answerers it asks for."""
-        from index.build import lexical_folder
         from index.embedding import MiniLMEncoder
-        from index.lexical import LexicalIndex, SentenceVectors
-        from index.store import ChromaStore
+        from index.indexer import Indexer
+        from index.lexical import LexicalIndex
+        from index.sentence_vectors import SentenceVectors
 
         # Loading the ONNX model is mostly native code that releases the GIL, so it overlaps with
         # importing and opening Chroma on the other core: ~0.25 s off every cold start.
@@ -101,12 +148,11 @@ class Pipeline:
         with ThreadPoolExecutor(2) as pool:
             pending = pool.submit(MiniLMEncoder, settings.model_cache_dir)
             pending_reader = pool.submit(load_reader, settings)
-            store = ChromaStore.open(
-                settings.data_dir, settings.collection, MiniLMEncoder.name, settings.chroma_host, settings.chroma_port
-            )
+            indexer = Indexer.from_settings(settings)
+            store = indexer.open_store()
             encoder = pending.result()
             reader = pending_reader.result()
-        folder = lexical_folder(settings.data_dir, settings.collection, settings.chroma_host, settings.chroma_port)
+        folder = indexer.lexical_dir
         lexical = LexicalIndex.open(folder)
         if lexical is None:
             raise IndexMissing("The index is incomplete (no BM25 side yet): run `qa index` again.")
@@ -118,23 +164,17 @@ class Pipeline:
         )
         extractive = ExtractiveAnswerer(encoder, lexical, sentence_vectors, threshold=settings.abstain_threshold)
         offline = reader or extractive
-        llm = None
-        if settings.llm_enabled:
-            from bot.answer.llm import LLMAnswerer
-
-            llm = LLMAnswerer.from_settings(settings, fallback=offline)
         offline_name = (f"offline reader ({reader.reader.name})" if reader
                         else "offline extractive (all-MiniLM-L6-v2 + BM25)")
         info = {
-            "answerer": "llm" if llm else offline.mode,
-            "model": settings.llm_model if llm else offline_name,
+            "answerer": "llm" if settings.llm_enabled else offline.mode,
+            "model": settings.llm_model if settings.llm_enabled else offline_name,
             "index": f"{settings.collection}: {lexical.meta.n_docs} documents, {lexical.meta.n_chunks} chunks",
             "backend": settings.backend,
         }
         release_free_memory()
-        return cls(retriever, extractive, llm, settings.top_k, settings.max_question_chars, info,
-                   rerank_depth=settings.rerank_depth, rerank_weight=settings.rerank_weight,
-                   llm_sources=settings.llm_sources, passage_chars=settings.passage_chars, reader=reader)
+        return cls.compose(retriever, PipelineOptions.from_settings(settings), extractive, reader,
+                           settings if settings.llm_enabled else None, info)
 
     @property
     def lexical(self) -> LexicalIndex | None:
@@ -144,7 +184,7 @@ class Pipeline:
     @property
     def mode(self) -> str:
         """"llm", "reader" or "extractive" (the heuristic offline answerer)."""
-        return "llm" if self.llm else self.offline.mode
+        return self.answerer.mode
 
     # --- steps ------------------------------------------------------------------
     def check(self, question: Question | str) -> Question:
@@ -153,9 +193,9 @@ class Pipeline:
         text = q.text.strip() if isinstance(q.text, str) else ""
         if not text:
             raise BadQuestion("Please ask a question: it was empty.")
-        if len(text) > self.max_question_chars:
+        if len(text) > self.options.max_question_chars:
             raise BadQuestion(
-                f"That question is {len(text):,} characters long; please keep it under {self.max_question_chars:,}."
+                f"That question is {len(text):,} characters long; please keep it under {self.options.max_question_chars:,}."
             )
         return replace(q, text=text)
 
@@ -171,94 +211,58 @@ class Pipeline:
     def retrieve(
         self, text: str, filters: Filters = Filters(), k: int | None = None, vector: np.ndarray | None = None
     ) -> list[Chunk]:
-        """The k (default top_k) best chunks for a standalone question: fused retrieval, then the rerank."""
-        k = k or self.top_k
+        """The k (default top_k) best chunks for a standalone question: fused retrieval, then the postprocessors."""
+        k = k or self.options.top_k
         if vector is None:
             vector = self.retriever.encoder.encode_one(text)
-        chunks = self.retriever.retrieve(text, max(k, self.rerank_depth), filters, vector)
-        return self.rerank(text, chunks, vector)[:k]
+        chunks = self.retriever.retrieve(text, max([k, *(p.depth for p in self.postprocessors)]), filters, vector)
+        for step in self.postprocessors:
+            chunks = step.process(text, chunks, vector)
+        return chunks[:k]
 
-    def rerank(self, text: str, chunks: list[Chunk], vector: np.ndarray) -> list[Chunk]:
-        """Chunks reordered by fused score + rerank_weight x their best sentence's evidence score.
+    def candidates(self, text: str, filters: Filters = Filters(), vector: np.ndarray | None = None) -> list[Chunk]:
+        """Every ranked candidate the answerer gets (top_k, or as deep as a postprocessor reads)."""
+        return self.retrieve(text, filters, max([self.options.top_k, *(p.depth for p in self.postprocessors)]), vector)
 
-        Retrieval scores whole chunks; the answerer's sentence score (meaning, overlap, proximity,
-        answer type) says which chunk holds a sentence that answers. Measured on SQuAD and RealTime QA
-        (docs/benchmarks.md), this second look at the candidates moves the gold article up. LlamaIndex's
-        rerank postprocessors need a cross-encoder or an LLM; neither ships offline here.
-        """
-        if self.rerank_depth <= 0 or len(chunks) < 2:
-            return chunks
-        best: dict[str, float] = {}
-        for s in self.extractive.score(text, chunks, vector):
-            best[s.chunk.id] = max(best.get(s.chunk.id, s.score), s.score)
-        if not best:
-            return chunks
-        combined = relative_score_fusion(
-            [[(c.id, c.score) for c in chunks], list(best.items())], [1.0, self.rerank_weight]
-        )
-        return sorted(chunks, key=lambda c: combined[c.id], reverse=True)
-
-    def sources(self, text: str, filters: Filters = Filters(), vector: np.ndarray | None = None) -> tuple[list[Chunk], list[Chunk]]:
-        """(chunks, sources) for an LLM: the top_k ranked chunks, and passages of the best articles.
-
-        Sources are article passages (bot.passages) built from the whole reranked candidate list;
-        with passage_chars 0 (or no chunk table) they are the chunks themselves.
-        """
-        if self.passage_chars <= 0 or self.lexical is None:
-            chunks = self.retrieve(text, filters, vector=vector)
-            return chunks, chunks
-        ranked = self.retrieve(text, filters, k=max(self.top_k, self.rerank_depth), vector=vector)
-        passages = article_passages(self.lexical, text, ranked, self.llm_sources, self.passage_chars)
-        return ranked[: self.top_k], passages
-
-    def _finish(self, answer: Answer, q: Question, standalone: str, t0: float) -> Answer:
+    def _finish(self, answer: Answer, q: Question, standalone: str, t0: float, ranked: Sequence[Chunk]) -> Answer:
         return replace(
             answer,
             question=q.text,
             standalone_question=standalone if standalone != q.text else None,
             latency_ms=(time.perf_counter() - t0) * 1000,
+            retrieved=tuple(ranked[: self.options.top_k]),  # the same in every mode, so metrics compare
         )
 
     def _no_chunks(self, q: Question) -> Answer:
         note = "no article matches the filters" if not q.filters.is_empty() else "the index is empty"
         return Answer(question=q.text, text=ABSTAIN_TEXT, abstained=True, mode=self.mode, note=note)
 
-    # --- entry points -------------------------------------------------------------
-    def ask(self, question: Question | str, conversation: Conversation | None = None) -> Answer:
-        """Answer one question; the conversation (if any) gives follow-ups their context."""
+    def _run(self, question: Question | str, conversation: Conversation | None, streaming: bool) -> Iterator[Delta | Answer]:
+        """check -> standalone question -> ranked candidates -> the answerer; the last item is the Answer."""
         t0 = time.perf_counter()
         q = self.check(question)
         standalone = self.standalone(q.text, conversation)
         vector = self.retriever.encoder.encode_one(standalone)
-        if self.llm:
-            chunks, sources = self.sources(standalone, q.filters, vector)
-        else:
-            chunks = self.retrieve(standalone, q.filters, vector=vector)
-        if not chunks:
-            return self._finish(self._no_chunks(q), q, standalone, t0)
-        if self.llm:
-            answer = self.llm.answer(standalone, chunks, sources)
-        else:
-            answer = self.offline.answer(standalone, chunks, vector)
-        return self._finish(answer, q, standalone, t0)
+        ranked = self.candidates(standalone, q.filters, vector)
+        if not ranked:
+            yield self._finish(self._no_chunks(q), q, standalone, t0, ranked)
+            return
+        stream = getattr(self.answerer, "stream", None) if streaming else None
+        if stream is None:
+            yield self._finish(self.answerer.answer(standalone, ranked, vector), q, standalone, t0, ranked)
+            return
+        for item in stream(standalone, ranked, vector):
+            yield self._finish(item, q, standalone, t0, ranked) if isinstance(item, Answer) else item
+
+    # --- entry points -------------------------------------------------------------
+    def ask(self, question: Question | str, conversation: Conversation | None = None) -> Answer:
+        """Answer one question; the conversation (if any) gives follow-ups their context."""
+        *_, answer = self._run(question, conversation, streaming=False)
+        return answer
 
     def stream(self, question: Question | str, conversation: Conversation | None = None) -> Iterator[Delta | Answer]:
         """Like ask, but yields text deltas as an LLM produces them; the last item is the Answer."""
-        t0 = time.perf_counter()
-        q = self.check(question)
-        if not self.llm:
-            yield self.ask(q, conversation)
-            return
-        standalone = self.standalone(q.text, conversation)
-        chunks, sources = self.sources(standalone, q.filters)
-        if not chunks:
-            yield self._finish(self._no_chunks(q), q, standalone, t0)
-            return
-        for item in self.llm.stream(standalone, chunks, sources):
-            if isinstance(item, Answer):
-                yield self._finish(item, q, standalone, t0)
-            else:
-                yield item
+        yield from self._run(question, conversation, streaming=True)
 
     def passage(self, chunk_id: str, radius: int = 0) -> str:
         """The text around a chunk (for `/open N`): the chunk and `radius` neighbours each side."""

@@ -9,7 +9,8 @@ import numpy as np
 
 from bot.types import Chunk, Filters, Sentence
 from index.embedding import MiniLMEncoder
-from index.lexical import LexicalIndex, SentenceVectors
+from index.lexical import LexicalIndex
+from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, StoredChunk
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,11 @@ def to_chunk(stored: StoredChunk, score: float) -> Chunk:
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> dict[str, float]:
-    """RRF scores of ids over several rankings: sum of 1 / (k + rank).
+    """RRF scores of ids over several rankings: sum of 1 / (k + rank), ranks counted from 1.
 
-    LlamaIndex's QueryFusionRetriever does the same fusion, but importing llama_index.core costs
-    ~1.9 s here, more than the whole cold-start budget of a query (1.5 s); this is the same formula.
+    LlamaIndex's QueryFusionRetriever has a reciprocal-rank mode too, but importing llama_index.core
+    costs ~1.9 s here, more than the whole cold-start budget of a query (1.5 s). Its formula differs in
+    detail: it counts ranks from 0, and breaks ties in its own order (here: the caller sorts by score).
     """
     scores: dict[str, float] = {}
     for ranking in rankings:
@@ -58,7 +60,7 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) ->
 def relative_score_fusion(
     rankings: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float] | None = None
 ) -> dict[str, float]:
-    """Min-max normalise each retriever's scores and add them (LlamaIndex's "relative_score" mode).
+    """Min-max normalise each retriever's scores and add them, weighted (after LlamaIndex's "relative_score" mode).
 
     Unlike RRF it keeps how far ahead a hit is: a chunk that BM25 ranks first by a wide margin
     but that vector search misses still comes out near the top.

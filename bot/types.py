@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 
 
@@ -91,14 +91,13 @@ class Answer:
     mode: str = "extractive"
     note: str | None = None
     latency_ms: float = 0.0
+    # The ranked chunks the answer was drawn from (hit@k, MRR and context recall are computed on them).
     retrieved: tuple[Chunk, ...] = ()
     standalone_question: str | None = None
     # The short answer inside the text, when the answerer found one (the trained reader's span).
     span: str | None = None
-
-    def with_latency(self, ms: float) -> Answer:
-        """A copy carrying the measured latency."""
-        return replace(self, latency_ms=ms)
+    # What an LLM read instead: one passage per article, made from the ranked chunks (empty offline).
+    passages: tuple[Chunk, ...] = ()
 
     def to_dict(self) -> dict:
         """The JSON shape shared by `qa ask --json`, eval results and logs."""
@@ -122,6 +121,10 @@ class Answer:
             "retrieved": [
                 {"doc_id": c.doc_id, "chunk_id": c.id, "score": round(c.score, 4)}
                 for c in self.retrieved
+            ],
+            "passages": [
+                {"doc_id": c.doc_id, "chunk_id": c.id, "score": round(c.score, 4)}
+                for c in self.passages
             ],
             "latency_ms": round(self.latency_ms, 1),
             "note": self.note,

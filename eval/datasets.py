@@ -31,26 +31,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.errors import BadQuestionSet, QAError
+from bot.errors import QAError
+from eval import DATASETS
+from eval.errors import BadQuestionSet
 from eval.metrics import contains
 from eval.questions import EvalQuestion, write_questions
+from index.files import write_if_changed
 
 SOURCE_ENV = "QA_SHARED_DATA_DIR"
-DATASETS = ("newsqa-dev", "realtimeqa-2026", "realtimeqa-2025", "squad", "squad-val", "squad-test")
 _RTQA = re.compile(r"^realtimeqa-(\d{4})$")
-
-
-def default_source_dir() -> Path:
-    """The shared data dir as configured (QA_SHARED_DATA_DIR, default `../shared/data` beside the repo)."""
-    from bot.config import load_settings
-
-    return load_settings().shared_data_dir
 
 
 def extra_docs(limit: int) -> int:
@@ -80,9 +74,9 @@ class Dataset:
         return self.root / "questions.jsonl"
 
 
-def prepare(name: str, data_dir: Path, source_dir: Path | None = None, limit: int | None = None) -> Dataset:
-    """Write the corpus and question set of a named dataset (reusing unchanged files)."""
-    source = Path(source_dir) if source_dir else default_source_dir()
+def prepare(name: str, data_dir: Path, source_dir: Path, limit: int | None = None) -> Dataset:
+    """Write the corpus and question set of a named dataset from source_dir (Settings.shared_data_dir), reusing unchanged files."""
+    source = Path(source_dir)
     if limit is not None and limit < 1:
         raise QAError("--limit must be at least 1")
     m = _RTQA.match(name)
@@ -105,13 +99,7 @@ def _write_corpus(corpus: Path, docs: dict[str, str]) -> None:
     """Make corpus/ hold exactly these files (doc id -> content), rewriting only what changed."""
     corpus.mkdir(parents=True, exist_ok=True)
     for doc_id, content in docs.items():
-        path = corpus / doc_id
-        data = content.encode("utf-8")
-        if not path.is_file() or path.read_bytes() != data:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+        write_if_changed(corpus / doc_id, content.encode("utf-8"))
     for path in corpus.rglob("*.txt"):
         if path.relative_to(corpus).as_posix() not in docs:
             path.unlink()

@@ -20,6 +20,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+# One definition of "the answer without its [n] markers" (so "[1]" never counts as the number 1).
+from bot.answer.citations import strip_markers
+
 KS = (1, 3, 5)
 
 _QUOTES = str.maketrans({
@@ -30,7 +33,6 @@ _QUOTES = str.maketrans({
 })
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def normalize(text: str) -> str:
@@ -44,11 +46,6 @@ def normalize(text: str) -> str:
     text = _PUNCT.sub(" ", text)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
-
-
-def strip_markers(text: str) -> str:
-    """Answer text without its [n] citation markers (so "[1]" never counts as the number 1)."""
-    return _MARKER.sub("", text or "")
 
 
 def contains(text: str, answers: Iterable[str]) -> bool:

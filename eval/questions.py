@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.errors import BadQuestionSet
+from eval.errors import BadQuestionSet
+from index.files import atomic_write
 
 KNOWN = ("id", "question", "answers", "gold_docs", "answerable", "must")
 _TRUE = {"true", "yes", "1", "y", "t"}
@@ -189,8 +190,5 @@ def load_questions(path: Path | str, skip_bad: bool = False) -> tuple[list[EvalQ
 
 
 def write_questions(path: Path, questions: list[EvalQuestion]) -> None:
-    """Save a question set as JSONL."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for q in questions:
-            fh.write(json.dumps(q.to_dict(), ensure_ascii=False) + "\n")
+    """Save a question set as JSONL (atomically: a question set may hold hours of hand-filled references)."""
+    atomic_write(path, "".join(json.dumps(q.to_dict(), ensure_ascii=False) + "\n" for q in questions))

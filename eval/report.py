@@ -54,15 +54,15 @@ GLOSSARY: dict[str, str] = {
     "hit@3": "a gold article is among the first 3 retrieved articles",
     "hit@5": "a gold article is among the first 5 retrieved articles",
     "mrr": "mean reciprocal rank of the first gold article among the retrieved articles (0 when absent)",
-    "context_recall": "an acceptable answer appears in the retrieved text",
+    "context_recall": "an acceptable answer appears in the retrieved chunks (the same ranked chunks in every mode)",
     "citation_precision": "share of cited articles that are gold articles",
     "abstention_precision": "share of abstentions that were on unanswerable questions",
     "abstention_recall": "share of unanswerable questions on which the bot abstained",
     "answer_words": "mean length of the non-abstaining answers, in words",
     "latency_p50_ms": "median time to answer one question, in milliseconds",
     "latency_p95_ms": "95th-percentile time to answer one question, in milliseconds",
-    "faithfulness": "LLM judge: the answer is supported by the retrieved text",
-    "relevancy": "LLM judge: the answer and the retrieved text address the question",
+    "faithfulness": "LLM judge: the answer is supported by what the answerer read (an LLM's passages, else the chunks)",
+    "relevancy": "LLM judge: the answer and what the answerer read address the question",
     "judge_failed": "LLM judgements that could not be made (errors, unparseable replies)",
 }
 

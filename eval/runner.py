@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USER_ERROR = 0, 1, 2
 _RESERVED = {"id", "question", "answers", "gold_docs", "answerable", "must", "answer", "span", "abstained", "mode", "citations",
-             "retrieved", "metrics", "latency_ms", "note", "error", "standalone_question"}
+             "retrieved", "passages", "metrics", "latency_ms", "note", "error", "standalone_question"}
 
 
 def result_row(q: EvalQuestion, answer: Answer, judged: dict[str, Any] | None = None,
@@ -66,6 +66,7 @@ def result_row(q: EvalQuestion, answer: Answer, judged: dict[str, Any] | None = 
         "mode": d["mode"],
         "citations": d["citations"],
         "retrieved": d["retrieved"],
+        **({"passages": d["passages"]} if d["passages"] else {}),
         "metrics": metrics,
         "latency_ms": d["latency_ms"],
         "note": d["note"],
@@ -94,7 +95,8 @@ def ask_one(pipeline: Pipeline, q: EvalQuestion, judge: Judge | None = None) -> 
                           error=exc.user_message)
     judged = None
     if judge is not None and not answer.abstained:
-        judged = judge.judge(q.question, answer.text, [c.text for c in answer.retrieved])
+        # Faithfulness is judged against what the answerer read: an LLM's passages, else the chunks.
+        judged = judge.judge(q.question, answer.text, [c.text for c in answer.passages or answer.retrieved])
     return result_row(q, answer, judged)
 
 
@@ -154,13 +156,9 @@ def run_settings(settings: Settings, mode: str) -> dict[str, Any]:
 # --- datasets ----------------------------------------------------------------------------
 def index_dataset(dataset: Dataset, settings: Settings, console: Console | None = None) -> Settings:
     """Build (or bring up to date) the dataset's own collection; returns settings pointing at it."""
-    from index.build import build_index, lexical_folder
-    from index.embedding import MiniLMEncoder
-    from index.store import ChromaStore
+    from index.indexer import Indexer
 
     s = settings.model_copy(update={"collection": dataset.collection})
-    encoder = MiniLMEncoder(s.model_cache_dir)
-    store = ChromaStore.open(s.data_dir, s.collection, encoder.name, s.chroma_host, s.chroma_port, create=True)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     t0 = time.perf_counter()
@@ -169,11 +167,8 @@ def index_dataset(dataset: Dataset, settings: Settings, console: Console | None 
                    disable=console is None or not console.is_terminal)
     with bar:
         task = bar.add_task("index", total=None)
-        report = build_index(
-            dataset.corpus_dir, store, lexical_folder(s.data_dir, s.collection, s.chroma_host, s.chroma_port),
-            encoder, s.chunk_size, s.chunk_overlap, s.embed_batch_size,
-            lambda p: bar.update(task, total=p.docs_total, completed=p.docs_done), s.backend,
-        )
+        report = Indexer.from_settings(s).build(
+            dataset.corpus_dir, lambda p: bar.update(task, total=p.docs_total, completed=p.docs_done))
     if console is not None:
         verb = "reused" if not (report.added or report.updated or report.removed) else "indexed"
         console.print(f"{dataset.name}: {verb} collection '{s.collection}' ({report.documents_total} documents, "

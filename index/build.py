@@ -20,8 +20,10 @@ from pathlib import Path
 
 from index.embedding import MiniLMEncoder
 from index.errors import CorpusEmpty
-from index.lexical import LexicalIndex, SentenceVectors, fingerprint
+from index.files import atomic_write
+from index.lexical import LexicalIndex, fingerprint
 from index.loaders import Article, LoadWarning, load_articles, scan
+from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, DocState, StoredChunk, lexical_folder  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -183,10 +185,7 @@ def pieces(text: str, limit: int = PIECE_CHARS) -> Iterator[tuple[int, str]]:
 
 
 def _write_status(folder: Path, status: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".status.{os.getpid()}"
-    tmp.write_text(json.dumps(status, indent=1))
-    os.replace(tmp, folder / "status.json")
+    atomic_write(folder / "status.json", json.dumps(status, indent=1))
 
 
 def read_status(folder: Path) -> dict | None:
@@ -310,9 +309,9 @@ def _build(
         removed = sorted(d for d, st in states.items() if d not in current and owner(st) == scope)
 
     sentvecs = open_sentence_vectors(lexical_dir)
+    have = sentvecs.ids()
     # Sentence vectors live beside the BM25 side, not in Chroma: an article whose chunks lack them
     # (lost data dir, or a new one pointed at an existing Chroma server) is embedded again.
-    have = sentvecs.ids()
     lacking = {chunk_id.rsplit("#", 1)[0] for chunk_id, _ in pairs if chunk_id not in have}
     todo: list[Article] = []
     added = updated = unchanged = 0

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.errors import IndexDamaged
-from index.lexical import LexicalIndex, SentenceVectors, fingerprint
+from index.lexical import LexicalIndex, fingerprint
+from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore
 
 REPAIR, REBUILD = "qa index", "qa index --rebuild"

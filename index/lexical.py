@@ -1,4 +1,7 @@
-"""The BM25 side of the index (bm25s), persisted beside the vector store with a chunk table.
+"""The BM25 side of the index (bm25s), one version folder at a time: the bm25s files and their chunk table.
+
+The chunk table (index/chunk_table.py) maps BM25 rows back to chunks; the sentence vectors beside the
+versions live in index/sentence_vectors.py.
 
 Each build writes a new version folder and then flips a `CURRENT` pointer with an atomic rename,
 so a reader (or a run killed midway) only ever sees a complete version.
@@ -19,7 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from index.chunk_table import FILE as TABLE_FILE
+from index.chunk_table import ChunkTable, write_table
 from index.errors import IndexDamaged
+from index.files import atomic_write
 from index.store import StoredChunk
 
 # bm25s' English list has 33 words and keeps question words ("which", "did", "who"), which then
@@ -36,12 +42,12 @@ STOPWORDS = sorted(
         with would you your yours yourself yourselves s t don shall may might must one name tell""".split()
     )
 )
-LEXICAL_VERSION = "2"
+LEXICAL_VERSION = "3"  # 3: document frequencies stored beside the BM25 files (df.json)
 # What bm25s writes for an index; all must be present for the BM25 side to load.
+DF_FILE = "df.json"  # token -> number of chunks holding it
 BM25_FILES = ("params.index.json", "vocab.index.json", "data.csc.index.npy", "indices.csc.index.npy",
-              "indptr.csc.index.npy")
+              "indptr.csc.index.npy", DF_FILE)
 REPAIR = "run `qa index` to repair it"
-_COLUMNS = "id, doc_id, title, date, date_num, text, start, end_, position, n_chunks, doc_hash, sentences"
 
 
 def _bm25s():
@@ -88,13 +94,6 @@ class LexicalMeta:
     extra: dict
 
 
-def _row_to_chunk(row: tuple) -> StoredChunk:
-    return StoredChunk(
-        id=row[0], doc_id=row[1], title=row[2], date=row[3] or None, text=row[5], start=row[6], end=row[7],
-        position=row[8], n_chunks=row[9], doc_hash=row[10], sentences=row[11],
-    )
-
-
 class LexicalIndex:
     """BM25 over chunk texts plus the chunk table that maps BM25 rows back to chunks."""
 
@@ -105,9 +104,10 @@ class LexicalIndex:
         if problems:
             raise IndexDamaged(f"The index's BM25 side in {folder} is damaged ({problems[0]}): {REPAIR}.")
         self.meta = self._load_meta(version)
-        self._db = sqlite3.connect(f"file:{version / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+        self.table = ChunkTable(version / TABLE_FILE)
         self._retriever = None
         self._stemmer = None
+        self._df: dict[str, int] | None = None
 
     # --- paths ---------------------------------------------------------------
     @staticmethod
@@ -223,31 +223,20 @@ class LexicalIndex:
             extra=extra or {},
         )
         if chunks:
+            corpus = tokenize([f"{c.title}\n{c.text}" for c in chunks])
             retriever = bm25s.BM25()
-            retriever.index(tokenize([f"{c.title}\n{c.text}" for c in chunks]), show_progress=False)
+            retriever.index(corpus, show_progress=False)
             retriever.save(str(tmp / "bm25"), show_progress=False)
-        db = sqlite3.connect(tmp / "chunks.sqlite")
-        db.execute(
-            "CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE, doc_id TEXT, title TEXT, date TEXT,"
-            " date_num INTEGER, text TEXT, start INTEGER, end_ INTEGER, position INTEGER, n_chunks INTEGER,"
-            " doc_hash TEXT, sentences TEXT)"
-        )
-        db.executemany(
-            f"INSERT INTO chunks (row, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                (i, c.id, c.doc_id, c.title, c.date or "", c.metadata()["date_num"], c.text, c.start, c.end,
-                 c.position, c.n_chunks, c.doc_hash, c.sentences)
-                for i, c in enumerate(chunks)
-            ],
-        )
-        db.execute("CREATE INDEX chunks_doc ON chunks(doc_id)")
-        db.commit()
-        db.close()
+            # Kept for the answerer's idf weights: bm25s only holds them in its private score arrays.
+            df: dict[str, int] = {}
+            for tokens in corpus:
+                for t in set(tokens):
+                    df[t] = df.get(t, 0) + 1
+            (tmp / "bm25" / DF_FILE).write_text(json.dumps(df, ensure_ascii=False), encoding="utf-8")
+        write_table(tmp / TABLE_FILE, chunks)
         (tmp / "meta.json").write_text(json.dumps(meta.__dict__))
         os.replace(tmp, folder / name)
-        pointer_tmp = folder / f".CURRENT.{os.getpid()}"
-        pointer_tmp.write_text(name)
-        os.replace(pointer_tmp, folder / "CURRENT")  # the commit point of a build
+        atomic_write(folder / "CURRENT", name)  # the commit point of a build
         for old in folder.iterdir():
             if old.name not in {name, "CURRENT"} and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
@@ -266,20 +255,6 @@ class LexicalIndex:
                 ) from exc
             self._stemmer = _stemmer()
         return self._retriever
-
-    def doc_ids(self, prefix: str | None = None, since: date | None = None, until: date | None = None) -> list[str]:
-        """Ids of the articles that pass the filters."""
-        sql, args = "SELECT DISTINCT doc_id FROM chunks WHERE 1=1", []
-        if prefix:
-            sql += " AND substr(doc_id, 1, ?) = ?"
-            args += [len(prefix), prefix]
-        if since:
-            sql += " AND date_num >= ?"
-            args.append(int(since.strftime("%Y%m%d")))
-        if until:
-            sql += " AND date_num > 0 AND date_num <= ?"
-            args.append(int(until.strftime("%Y%m%d")))
-        return [r[0] for r in self._db.execute(sql, args)]
 
     def search(self, query: str, k: int, doc_ids: Sequence[str] | None = None) -> list[tuple[StoredChunk, float]]:
         """The k best BM25 chunks for query (only from doc_ids when given), with their scores."""
@@ -309,15 +284,18 @@ class LexicalIndex:
         """BM25 idf of already-tokenized terms (unknown terms get the idf of a term seen once)."""
         import math
 
-        n = max(self.meta.n_chunks, 1)
-        if n == 0 or self.meta.n_chunks == 0:
+        n = self.meta.n_chunks
+        if n == 0:
             return {t: 1.0 for t in terms}
-        retriever = self._bm25()
-        indptr = retriever.scores["indptr"]
+        if self._df is None:
+            try:
+                self._df = json.loads((self.version / "bm25" / DF_FILE).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise IndexDamaged(f"The index's BM25 side in {self.folder} is damaged ({DF_FILE} unreadable): "
+                                   f"{REPAIR}.") from exc
         out = {}
         for t in terms:
-            tid = retriever.vocab_dict.get(t)
-            df = int(indptr[tid + 1] - indptr[tid]) if tid is not None and tid + 1 < len(indptr) else 1
+            df = self._df.get(t, 1)
             out[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
         return out
 
@@ -327,100 +305,35 @@ class LexicalIndex:
             self._stemmer = _stemmer()
         return tokenize(texts, self._stemmer)
 
+    # --- the chunk table (see index.chunk_table) -------------------------------------
+    def doc_ids(self, prefix: str | None = None, since: date | None = None, until: date | None = None) -> list[str]:
+        """Ids of the articles that pass the filters."""
+        return self.table.doc_ids(prefix, since, until)
+
     def rows_of(self, doc_ids: Sequence[str]) -> list[int]:
         """BM25 row numbers of every chunk of these articles."""
-        ids = list(doc_ids)
-        out: list[int] = []
-        for start in range(0, len(ids), 900):  # SQLite's default bound-parameter limit
-            part = ids[start : start + 900]
-            q = f"SELECT row FROM chunks WHERE doc_id IN ({','.join('?' * len(part))})"
-            out += [r[0] for r in self._db.execute(q, part)]
-        return out
+        return self.table.rows_of(doc_ids)
 
     def rows(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
         """Chunks by BM25 row number."""
-        if not rows:
-            return {}
-        q = f"SELECT row, {_COLUMNS} FROM chunks WHERE row IN ({','.join('?' * len(rows))})"
-        return {r[0]: _row_to_chunk(r[1:]) for r in self._db.execute(q, list(rows))}
+        return self.table.rows(rows)
 
     def by_ids(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
         """Chunks by chunk id."""
-        if not ids:
-            return {}
-        q = f"SELECT {_COLUMNS} FROM chunks WHERE id IN ({','.join('?' * len(ids))})"
-        return {r[0]: _row_to_chunk(r) for r in self._db.execute(q, list(ids))}
+        return self.table.by_ids(ids)
 
     def neighbours(self, doc_id: str, position: int, radius: int = 1) -> list[StoredChunk]:
         """The chunks around one position of an article, in order (for showing a passage)."""
-        return self.span(doc_id, position - radius, position + radius)
+        return self.table.span(doc_id, position - radius, position + radius)
 
     def span(self, doc_id: str, first: int, last: int) -> list[StoredChunk]:
         """The chunks of an article from position first to last (inclusive), in order."""
-        q = f"SELECT {_COLUMNS} FROM chunks WHERE doc_id = ? AND position BETWEEN ? AND ? ORDER BY position"
-        return [_row_to_chunk(r) for r in self._db.execute(q, (doc_id, first, last))]
+        return self.table.span(doc_id, first, last)
 
     def close(self) -> None:
-        """Release the database handle."""
-        self._db.close()
+        """Release the chunk table's database handle."""
+        self.table.close()
 
     def stats(self) -> dict[str, Any]:
         """Counts for `qa index --status`."""
         return {"chunks": self.meta.n_chunks, "documents": self.meta.n_docs, **self.meta.extra}
-
-
-class SentenceVectors:
-    """Per-sentence vectors of each chunk (float16), in a SQLite file beside the BM25 versions.
-
-    Written before the chunk reaches Chroma, so a chunk in the store always has its vectors; rows of
-    chunks that left the store are pruned when the BM25 side is rebuilt.
-    """
-
-    def __init__(self, folder: Path, readonly: bool = False):
-        folder.mkdir(parents=True, exist_ok=True) if not readonly else None
-        path = folder / "sentences.sqlite"
-        if readonly:
-            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False) if path.exists() else None
-        else:
-            self._db = sqlite3.connect(path, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS sentvecs (chunk_id TEXT PRIMARY KEY, vecs BLOB)")
-            self._db.commit()
-
-    def put(self, chunk_ids: Sequence[str], vectors: Sequence[np.ndarray]) -> None:
-        """Store the sentence vectors of these chunks (replacing older ones)."""
-        self._db.executemany(
-            "INSERT OR REPLACE INTO sentvecs VALUES (?, ?)",
-            [(cid, np.asarray(v, dtype=np.float16).tobytes()) for cid, v in zip(chunk_ids, vectors)],
-        )
-        self._db.commit()
-
-    def get(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Sentence vectors by chunk id (float32, one row per sentence); absent ids are left out."""
-        if self._db is None or not chunk_ids:
-            return {}
-        q = f"SELECT chunk_id, vecs FROM sentvecs WHERE chunk_id IN ({','.join('?' * len(chunk_ids))})"
-        return {
-            cid: np.frombuffer(blob, dtype=np.float16).reshape(-1, 384).astype(np.float32)
-            for cid, blob in self._db.execute(q, list(chunk_ids))
-        }
-
-    def count(self) -> int:
-        """Number of chunks with stored sentence vectors (reading it also proves the file is sound)."""
-        return self._db.execute("SELECT count(*) FROM sentvecs").fetchone()[0] if self._db else 0
-
-    def ids(self) -> set[str]:
-        """Chunk ids that have stored sentence vectors."""
-        return {r[0] for r in self._db.execute("SELECT chunk_id FROM sentvecs")} if self._db else set()
-
-    def prune(self, keep: set[str]) -> int:
-        """Drop vectors of chunks not in keep; returns how many were dropped."""
-        stale = [r[0] for r in self._db.execute("SELECT chunk_id FROM sentvecs") if r[0] not in keep]
-        self._db.executemany("DELETE FROM sentvecs WHERE chunk_id = ?", [(c,) for c in stale])
-        self._db.commit()
-        return len(stale)
-
-    def close(self) -> None:
-        """Release the database handle."""
-        if self._db is not None:
-            self._db.close()

@@ -25,15 +25,10 @@ def make_settings(data_dir: Path, **overrides):
 @pytest.fixture(scope="session")
 def seed_settings(tmp_path_factory):
     """Settings whose data dir holds a finished index of seeds/ (embedded Chroma)."""
-    from index.build import build_index, lexical_folder
-    from index.embedding import MiniLMEncoder
-    from index.store import ChromaStore
+    from index.indexer import Indexer
 
     settings = make_settings(tmp_path_factory.mktemp("seed-index"))
-    encoder = MiniLMEncoder(settings.model_cache_dir)
-    store = ChromaStore.open(settings.data_dir, settings.collection, encoder.name, create=True)
-    build_index(SEEDS, store, lexical_folder(settings.data_dir, settings.collection), encoder,
-                settings.chunk_size, settings.chunk_overlap)
+    Indexer.from_settings(settings).build(SEEDS)
     return settings
 
 

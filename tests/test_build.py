@@ -19,6 +19,7 @@ from index.build import build_index, lexical_folder
 from index.embedding import MiniLMEncoder
 from index.lexical import LexicalIndex
 from index.loaders import load_corpus
+from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, StoredChunk
 from tests.conftest import SEEDS, make_settings
 
@@ -94,11 +95,7 @@ def bm25_docs(data_dir: Path, query: str) -> set[str]:
 
 def chunks_without_sentence_vectors(data_dir: Path, chunks: dict[str, StoredChunk]) -> list[str]:
     """Chunks whose per-sentence vectors (kept beside the BM25 side) are missing or of the wrong count."""
-    import index.lexical
-
-    if not hasattr(index.lexical, "SentenceVectors"):
-        return []
-    vectors = index.lexical.SentenceVectors(lexical_folder(data_dir, COLLECTION), readonly=True)
+    vectors = SentenceVectors(lexical_folder(data_dir, COLLECTION), readonly=True)
     try:
         got = vectors.get(sorted(chunks))
     finally:
@@ -543,8 +540,8 @@ def test_a_long_first_line_neither_aborts_the_run_nor_shrinks_the_chunks(tmp_pat
     chunks = stored(tmp_path / "data", encoder)
     counts = {d: sum(1 for c in chunks.values() if c.doc_id == d) for d in ("long.txt", "normal.txt", "huge.txt")}
     assert counts["normal.txt"] <= counts["long.txt"] <= counts["normal.txt"] + 3, counts
-    assert counts["huge.txt"] > 0  # a first line over the chunk size used to raise and stop the whole run
-    for c in chunks.values():  # a title near the chunk size used to leave a few characters per chunk
+    assert counts["huge.txt"] > 0  # a first line over the chunk size must not raise and stop the whole run
+    for c in chunks.values():  # a title near the chunk size must not leave a few characters per chunk
         assert len(c.text) > 300 or c.position == c.n_chunks - 1, (c.id, c.text)
     assert chunks["long.txt#0"].title == "long" and chunks["long.txt#0"].text.startswith("lorem0 lorem1")
 
@@ -646,4 +643,4 @@ def test_ctrl_c_during_indexing_says_the_run_can_be_resumed(tmp_path, settings):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, (out, err)
-    assert "Traceback" not in err and "resume" in err, err  # before: a KeyboardInterrupt traceback
+    assert "Traceback" not in err and "resume" in err, err  # guards against: a KeyboardInterrupt traceback

@@ -16,7 +16,8 @@ from index.build import build_index, lexical_folder
 from index.check import REBUILD, REPAIR, check_index
 from index.embedding import MiniLMEncoder
 from index.errors import IndexDamaged, QAError
-from index.lexical import LexicalIndex, SentenceVectors, fingerprint
+from index.lexical import LexicalIndex, fingerprint
+from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, StoredChunk
 from tests.conftest import ROOT, SEEDS, make_settings
 
@@ -84,12 +85,12 @@ def test_damaged_bm25_side_is_reported_on_open_and_repaired_by_qa_index(data, en
     damage(data)
     problems = check(data, encoder)
     assert problems and all(p.fix == REPAIR for p in problems), problems
-    with pytest.raises(QAError) as err:  # before: a traceback from sqlite3, json or bm25s
+    with pytest.raises(QAError) as err:  # guards against: a traceback from sqlite3, json or bm25s
         Pipeline.from_settings(make_settings(data)).ask("Who is the CEO of ADASpace?")
     assert "run `qa index`" in err.value.user_message
     store = ChromaStore.open(data, COLLECTION, encoder.name, create=True)
     report = build_index(SEEDS, store, lexical_folder(data, COLLECTION), encoder)
-    assert report.lexical_rebuilt and report.unchanged == 5  # before: "unchanged", nothing rebuilt
+    assert report.lexical_rebuilt and report.unchanged == 5  # guards against: "unchanged", nothing rebuilt
     assert check(data, encoder) == []
     answer = Pipeline.from_settings(make_settings(data)).ask("Who is the CEO of ADASpace?")
     assert "Wang Lei" in answer.text
@@ -152,7 +153,7 @@ def test_a_damaged_vector_index_is_found_on_open_and_calls_for_a_rebuild(tmp_pat
         shutil.rmtree(seg)
     else:
         (seg / "data_level0.bin").write_bytes(b"\0" * (seg / "data_level0.bin").stat().st_size)
-    # Before: `qa ask` searched a near-empty vector index, and --status counted every vector.
+    # Guards against: `qa ask` searched a near-empty vector index, and --status counted every vector.
     checked = qa("index", "--check", "--data-dir", str(data), settings=seed_settings, cwd=tmp_path)
     assert checked.returncode == 1 and "damaged: The Chroma store" in checked.stdout, checked.stdout
     assert "repair: run `qa index --rebuild`" in checked.stdout
@@ -165,7 +166,7 @@ def test_a_corrupt_chroma_database_is_damage_not_unreachable(data, encoder):
     db = data / "chroma" / "chroma.sqlite3"
     with open(db, "r+b") as fh:
         fh.write(b"garbage" * 20)
-    with pytest.raises(IndexDamaged) as err:  # before: "Cannot reach the Chroma store"
+    with pytest.raises(IndexDamaged) as err:  # guards against: "Cannot reach the Chroma store"
         ChromaStore.open(data, COLLECTION, encoder.name)
     assert "damaged" in err.value.user_message and "--rebuild" in err.value.user_message
     assert "reach" not in err.value.user_message
@@ -189,6 +190,6 @@ def test_rebuild_recovers_a_corrupt_store_from_the_recorded_folder(tmp_path, see
 
 def test_a_lost_collection_beside_its_bm25_side_is_damage_not_a_missing_index(data, encoder):
     ChromaStore.drop(data, COLLECTION)
-    with pytest.raises(QAError) as err:  # before: "No index yet", though BM25 still holds the articles
+    with pytest.raises(QAError) as err:  # guards against: "No index yet", though BM25 still holds the articles
         ChromaStore.open(data, COLLECTION, encoder.name)
     assert "lost collection" in err.value.user_message and "--rebuild" in err.value.user_message

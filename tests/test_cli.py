@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 QA = ROOT / ".venv" / "bin" / "qa"
 CEO = "Who is the chief executive of ADASpace?"
-KEYS = {"question", "answer", "abstained", "mode", "citations", "retrieved", "latency_ms", "note", "span"}
+KEYS = {"question", "answer", "abstained", "mode", "citations", "retrieved", "passages", "latency_ms", "note", "span"}
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def test_piped_output_is_not_hard_wrapped_and_quotes_keep_their_indent(runs):
 
 def test_verbose_after_the_command_is_accepted(runs):
     run = runs["verbose_after"]
-    assert run.returncode == 0, run.stderr  # before: "No such option: -v", exit 2
+    assert run.returncode == 0, run.stderr  # guards against: "No such option: -v", exit 2
     assert json.loads(run.stdout)["citations"]
 
 
@@ -170,7 +170,7 @@ def test_a_reader_that_stops_early_is_not_a_failure(seed_settings, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader is gone before the first byte
     err = proc.stderr.read().decode()
-    assert proc.wait(120) == 0 and err == ""  # before: exit 1
+    assert proc.wait(120) == 0 and err == ""  # guards against: exit 1
 
 
 def _qa(args: list[str], cwd, env_extra: dict | None = None, timeout: int = 120) -> Run:
@@ -211,7 +211,7 @@ def test_file_names_with_markup_and_escapes_are_printed_as_text(seed_settings, t
     (corpus / "[b]ok.txt").write_text("Storm hits coast\n\nWinds rose to 90 km/h in Kestrel Bay on Monday.\n")
     env = {"QA_MODEL_CACHE_DIR": str(seed_settings.model_cache_dir)}
     run = _qa(["index", str(corpus), "--data-dir", str(tmp_path / "data")], tmp_path, env)
-    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr  # before: rich MarkupError
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr  # guards against: rich MarkupError
     assert [l for l in run.stderr.splitlines() if not l.startswith("indexed ")] == ["warning: x[/yellow].txt: skipped: empty file"]
     asked = _qa(["ask", "How fast were the winds in Kestrel Bay?", "--data-dir", str(tmp_path / "data")], tmp_path,
                 {**env, "COLUMNS": "200"})

@@ -84,7 +84,7 @@ from bot.pipeline import Pipeline
 pipeline = Pipeline.from_settings(load_settings())
 vector = pipeline.retriever.encoder.encode_one(sys.argv[1])
 first_vector = time.perf_counter() - t0
-heavy = lambda: sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "transformers", "sentence_transformers"})
+heavy = lambda: sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "transformers", "sentence_transformers", "llama_index", "nltk"})
 before_ask = heavy()
 answer = pipeline.ask(sys.argv[1])
 print(json.dumps({
@@ -94,7 +94,7 @@ print(json.dumps({
 """
 
 
-def test_query_process_never_imports_torch_and_starts_fast(seed_settings, tmp_path, capsys):
+def test_query_process_never_imports_torch_llama_index_or_nltk_and_starts_fast(seed_settings, tmp_path, capsys):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "OPENAI_", "CHROMA_"))}
     env.update(QA_DATA_DIR=str(seed_settings.data_dir), QA_MODEL_CACHE_DIR=str(seed_settings.model_cache_dir))
     started = time.perf_counter()
@@ -116,32 +116,6 @@ def test_query_process_never_imports_torch_and_starts_fast(seed_settings, tmp_pa
     assert probe["seconds"] < 5.0, probe
 
 
-def test_llama_index_embedding_returns_the_same_vectors(encoder):
-    from llama_index.core.embeddings import BaseEmbedding
-
-    from index.llama_embedding import MiniLMEmbedding
-
-    embedding = MiniLMEmbedding(encoder)
-    assert isinstance(embedding, BaseEmbedding)
-    assert embedding.model_name == MODEL_NAME
-    texts = TEXTS[:4]
-    expected = encoder.encode(texts)
-
-    query = np.array(embedding.get_query_embedding(QUESTION), dtype=np.float32)
-    assert np.allclose(query, encoder.encode_one(QUESTION), atol=1e-6)
-    text = np.array(embedding.get_text_embedding(texts[2]), dtype=np.float32)
-    assert np.allclose(text, expected[2], atol=1e-6)
-    batch = np.array(embedding.get_text_embedding_batch(texts), dtype=np.float32)
-    assert batch.shape == (len(texts), DIMENSION)
-    assert (cosines(batch, expected) > 0.99999).all()
-
-    async_query = asyncio.run(embedding.aget_query_embedding(QUESTION))
-    assert np.allclose(np.array(async_query, dtype=np.float32), query, atol=1e-6)
-    async_batch = asyncio.run(embedding.aget_text_embedding_batch(texts))
-    assert (cosines(np.array(async_batch, dtype=np.float32), expected) > 0.99999).all()
-
-
-
 def test_export_key_follows_the_weights_content_not_their_mtime(tmp_path):
     from index.embedding import _weights_digest
 
@@ -155,7 +129,7 @@ def test_export_key_follows_the_weights_content_not_their_mtime(tmp_path):
 
 
 def test_first_export_says_one_line_and_nothing_else(tmp_path):
-    """Before: a weight-loading progress bar, a transformers TracerWarning and a torch ONNX UserWarning."""
+    """Guards against: a weight-loading progress bar, a transformers TracerWarning and a torch ONNX UserWarning."""
     import subprocess
     import sys
 

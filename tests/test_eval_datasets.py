@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
-from bot.errors import BadQuestionSet, QAError
+from bot.errors import QAError
 from eval import datasets
+from eval.errors import BadQuestionSet
+from tests.conftest import make_settings
 from eval.metrics import contains
 from eval.questions import load_questions
 
-SOURCE = datasets.default_source_dir()
+SOURCE = make_settings(Path(".qa")).shared_data_dir
 needs_rtqa = pytest.mark.skipif(not (SOURCE / "realtimeqa" / "past" / "2026").is_dir(), reason="no RealTime QA data")
 needs_squad = pytest.mark.skipif(not (SOURCE / "squad-v1.1" / "dev-v1.1.json").is_file(), reason="no SQuAD data")
 
 
 def test_default_source_dir_and_override(monkeypatch, tmp_path):
     monkeypatch.delenv(datasets.SOURCE_ENV, raising=False)
-    assert datasets.default_source_dir().parts[-2:] == ("shared", "data")
+    assert make_settings(tmp_path).shared_data_dir.parts[-2:] == ("shared", "data")
     monkeypatch.setenv(datasets.SOURCE_ENV, str(tmp_path))
-    assert datasets.default_source_dir() == tmp_path
+    assert make_settings(tmp_path).shared_data_dir == tmp_path
 
 
 @needs_rtqa

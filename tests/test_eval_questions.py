@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import BadQuestionSet
+from eval.errors import BadQuestionSet
 from eval.questions import EvalQuestion, load_questions, write_questions
 
 ROOT = Path(__file__).resolve().parent.parent

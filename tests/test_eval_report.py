@@ -119,7 +119,7 @@ HOSTILE = [dict(_row("x<1>", "In Chengdu [1]."), question='<script>alert(1)</scr
 def test_report_md_keeps_html_and_markdown_from_question_sets_inert(tmp_path):
     md = report.write_run(tmp_path / "run", *_run(HOSTILE))["report.md"].read_text()
     for live in ("<script>", "<img", "](javascript:", "*bold*", "x<1>"):
-        assert live not in md, live  # before: copied verbatim, live in any Markdown renderer
+        assert live not in md, live  # guards against: copied verbatim, live in any Markdown renderer
     assert "&lt;script&gt;" in md and "\\*bold\\*" in md and "\\| pipe" in md
     page = (tmp_path / "run" / "report.html").read_text()
     assert "<script>" not in page and "<img src=x" not in page
@@ -163,5 +163,5 @@ def test_comparison_tables_never_read_question_text_as_markup(tmp_path):
     report.write_run(tmp_path / "b", *_run(rows_b))
     cmp = report.compare_runs(report.load_run(tmp_path / "a"), report.load_run(tmp_path / "b"))
     console = Console(record=True, width=140)
-    report.print_comparison(console, cmp)  # before: rich.errors.MarkupError
+    report.print_comparison(console, cmp)  # guards against: rich.errors.MarkupError
     assert "[/yellow] what [bold]?" in console.export_text()

@@ -166,7 +166,7 @@ def test_dataset_index_is_built_then_reused(seed_settings, tmp_path, capsys):
 
 
 def test_a_question_the_pipeline_rejects_is_a_failure_even_when_unanswerable(seed_pipeline):
-    """Before: the rejected question was recorded as an abstention, which passes an unanswerable question."""
+    """Guards against: the rejected question was recorded as an abstention, which passes an unanswerable question."""
     (row,) = run_questions(seed_pipeline, [EvalQuestion("huge", "Why? " * 2000, (), answerable=False)])
     assert row["error"] and row["metrics"]["passed"] is False and row["abstained"] is False
     assert summary_of([row])["metrics"]["pass_rate"] == 0.0
@@ -180,9 +180,10 @@ def test_summary_records_the_run_settings_and_skip_bad_ids_are_printed_as_text(s
         good, dup, dup, {"id": "y", "question": "Q?", "answerable": "[/yellow]"})))
     opts = EvalOptions(questions, skip_bad=True, out=tmp_path / "run")
     assert evaluate(opts, make_settings(seed_settings.data_dir, model_cache_dir=seed_settings.model_cache_dir)) == EXIT_OK
-    err = capsys.readouterr().err  # before: rich.errors.MarkupError on the id "[/x]"
+    err = capsys.readouterr().err  # guards against: rich.errors.MarkupError on the id "[/x]"
     assert "duplicate id '[/x]'" in err and "'[/yellow]'" in err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     settings = summary["settings"]
     assert settings["top_k"] == seed_settings.top_k and settings["fusion"] == seed_settings.fusion
-    assert settings["answerer"] == "extractive" and "llm_model" not in settings
+    # The offline answerer: the reader when the shipped model is present, else the heuristic one.
+    assert settings["answerer"] == summary["run"]["answerer"] != "llm" and "llm_model" not in settings

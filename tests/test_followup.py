@@ -10,7 +10,7 @@ PRESIDENT = "Who is the president of Continental Hope Group?"
 
 
 def test_he_after_a_question_about_a_person_is_that_person_not_the_organisation():
-    # Before: "Which meeting was Continental Hope Group invited to?"
+    # Guards against: "Which meeting was Continental Hope Group invited to?"
     assert carry_subject("Which meeting was he invited to?", PRESIDENT) == \
         "Which meeting was the president of Continental Hope Group invited to?"
 

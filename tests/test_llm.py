@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import logging
 import socket
 import subprocess
@@ -51,10 +53,12 @@ GOOD = "The ECB kept rates at 4% on Thursday [1]. Separately, thousands of homes
 class FirstSentence:
     """Stand-in for the offline answerer: the first chunk's first sentence, cited as [1]."""
 
+    mode = "extractive"
+
     def __init__(self) -> None:
         self.calls = 0
 
-    def answer(self, question: str, chunks: Sequence[Chunk]) -> Answer:
+    def answer(self, question: str, chunks: Sequence[Chunk], vector=None) -> Answer:
         """Answer extractively from the first chunk."""
         self.calls += 1
         if not chunks:
@@ -107,8 +111,18 @@ def test_answer_with_valid_citations(srv):
     ]
     assert answer.citations[0].quote == "The European Central Bank kept interest rates at 4% on Thursday."
     assert answer.citations[1].quote == "Thousands of homes lost power."
-    assert answer.retrieved == tuple(CHUNKS)
+    assert answer.retrieved == answer.passages == tuple(CHUNKS)  # without a passage step it reads the chunks
     assert llm.fallback.calls == 0
+
+
+def test_answer_reads_passages_and_keeps_the_ranked_chunks_apart(srv):
+    srv.script(Reply(GOOD))
+    passage = replace(CHUNKS[0], text=CHUNKS[0].text + " More of the article.", sentences=())
+    llm = LLMAnswerer(model="fake-model", base_url=srv.base_url, api_key=API_KEY, temperature=0.0, timeout=2.0,
+                      max_retries=0, fallback=FirstSentence(), passages=lambda q, chunks: [passage])
+    answer = llm.answer(QUESTION, CHUNKS)
+    assert "More of the article." in srv.requests[-1]["messages"][0]["content"]
+    assert answer.retrieved == tuple(CHUNKS) and answer.passages == (passage,)
 
 
 def test_prompt_numbers_the_sources(srv):
@@ -297,7 +311,7 @@ def test_import_is_cheap():
 
 
 def test_a_stalled_llm_is_given_up_at_the_timeout_whatever_the_retries(srv):
-    """Before: each of the 1 + 2 attempts waited the whole timeout (a 30 s setting took 96 s)."""
+    """Guards against: each of the 1 + 2 attempts waited the whole timeout (a 30 s setting took 96 s)."""
     import time
 
     srv.script(Slow(10), Slow(10), Slow(10))
@@ -336,7 +350,7 @@ def test_a_runaway_reply_is_cut(srv):
 def test_an_abstention_beside_a_cited_claim_keeps_the_claim_and_its_source(srv):
     srv.script(Reply("I couldn't find that in the articles. However, the ECB kept rates at 4% on Thursday [1]."))
     answer = make(srv.base_url).answer("Did the ECB cut rates in May?", CHUNKS)
-    assert not answer.abstained  # before: a bare abstention, the cited claim and its source dropped
+    assert not answer.abstained  # guards against: a bare abstention, the cited claim and its source dropped
     assert [c.chunk_id for c in answer.citations] == ["ecb#0"] and "4%" in answer.text
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import socket
+from dataclasses import replace
 
 import pytest
 
+from bot.config import Settings
 from bot.errors import BadQuestion, StoreUnavailable
-from bot.pipeline import Pipeline, carry_subject, subject_of
+from bot.pipeline import Pipeline, PipelineOptions, carry_subject, subject_of
+from bot.postprocess import EvidenceRerank
 from bot.types import Answer, Conversation, Delta, Question
 from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAI, Status
@@ -118,13 +121,14 @@ def test_ask_fills_latency_mode_and_retrieved(seed_pipeline):
     assert isinstance(a, Answer)
     assert a.latency_ms > 0
     assert a.mode == "reader" == seed_pipeline.mode
-    assert a.retrieved and len(a.retrieved) <= seed_pipeline.top_k
+    assert a.retrieved and len(a.retrieved) <= seed_pipeline.options.top_k and not a.passages
     assert a.question == CEO
 
 
 def test_to_dict_shape(seed_pipeline):
     d = seed_pipeline.ask(CEO).to_dict()
-    assert set(d) == {"question", "answer", "abstained", "mode", "citations", "retrieved", "latency_ms", "note", "span"}
+    assert set(d) == {"question", "answer", "abstained", "mode", "citations", "retrieved", "passages", "latency_ms",
+                      "note", "span"}
     assert d["span"] and d["span"] in d["answer"]
     assert d["citations"]
     for c in d["citations"]:
@@ -139,30 +143,38 @@ def test_to_dict_shape(seed_pipeline):
 VIVO_CHUNK = "003_1c4934fb60e6f169.txt#0"  # "... Shen Wei, Founder of Vivo ..." among a dozen people
 
 
-def test_rerank_moves_up_the_chunk_whose_sentence_answers(seed_pipeline, monkeypatch):
-    assert seed_pipeline.rerank_depth >= seed_pipeline.top_k
+def _with(pipeline, **options):
+    """The same pipeline with other options (the rerank depth and weight are the postprocessor's)."""
+    return Pipeline.compose(pipeline.retriever, replace(pipeline.options, **options), pipeline.extractive,
+                            pipeline.reader)
+
+
+def test_rerank_moves_up_the_chunk_whose_sentence_answers(seed_pipeline):
+    assert seed_pipeline.options.rerank_depth >= seed_pipeline.options.top_k
     ranked = [c.id for c in seed_pipeline.retrieve("Who founded Vivo?")]
-    monkeypatch.setattr(seed_pipeline, "rerank_depth", 0)
-    fused = [c.id for c in seed_pipeline.retrieve("Who founded Vivo?")]
+    fused = [c.id for c in _with(seed_pipeline, rerank_depth=0).retrieve("Who founded Vivo?")]
     assert VIVO_CHUNK in fused and fused.index(VIVO_CHUNK) >= 4  # fusion alone leaves it low
     assert ranked.index(VIVO_CHUNK) <= 1
-    assert len(ranked) == len(fused) == seed_pipeline.top_k
+    assert len(ranked) == len(fused) == seed_pipeline.options.top_k
 
 
-def test_rerank_draws_from_deeper_than_top_k(seed_pipeline, monkeypatch):
-    monkeypatch.setattr(seed_pipeline, "top_k", 2)
-    monkeypatch.setattr(seed_pipeline, "rerank_depth", 0)
-    assert VIVO_CHUNK not in [c.id for c in seed_pipeline.retrieve("Who founded Vivo?")]
-    monkeypatch.setattr(seed_pipeline, "rerank_depth", 20)
-    assert VIVO_CHUNK in [c.id for c in seed_pipeline.retrieve("Who founded Vivo?")]
+def test_rerank_draws_from_deeper_than_top_k(seed_pipeline):
+    assert VIVO_CHUNK not in [c.id for c in _with(seed_pipeline, top_k=2, rerank_depth=0).retrieve("Who founded Vivo?")]
+    assert VIVO_CHUNK in [c.id for c in _with(seed_pipeline, top_k=2, rerank_depth=20).retrieve("Who founded Vivo?")]
 
 
 def test_rerank_keeps_every_chunk_once(seed_pipeline):
     vector = seed_pipeline.retriever.encoder.encode_one("What did ADASpace sign?")
     chunks = seed_pipeline.retriever.retrieve("What did ADASpace sign?", 12, vector=vector)
-    out = seed_pipeline.rerank("What did ADASpace sign?", chunks, vector)
+    rerank = EvidenceRerank(seed_pipeline.extractive, depth=20, weight=1.0)
+    out = rerank.process("What did ADASpace sign?", chunks, vector)
     assert sorted(c.id for c in out) == sorted(c.id for c in chunks)
-    assert seed_pipeline.rerank("q", chunks[:1], vector) == chunks[:1]
+    assert rerank.process("q", chunks[:1], vector) == chunks[:1]
+
+
+def test_options_come_from_the_settings_alone(seed_settings, seed_pipeline):
+    assert seed_pipeline.options == PipelineOptions.from_settings(seed_settings)
+    assert seed_pipeline.options.top_k == Settings.model_fields["top_k"].default
 
 
 def test_passage_contains_the_chunk_and_its_neighbours(seed_pipeline):
@@ -176,7 +188,7 @@ def test_passage_contains_the_chunk_and_its_neighbours(seed_pipeline):
 
 
 def test_passage_of_every_chunk_contains_it(seed_pipeline):
-    ids = [r[0] for r in seed_pipeline.lexical._db.execute("SELECT id FROM chunks")]
+    ids = [c.id for c in seed_pipeline.lexical.table.in_order()]
     assert ids
     for cid in ids:
         chunk = seed_pipeline.lexical.by_ids([cid])[cid]
@@ -220,8 +232,8 @@ def test_llm_mode_answers_with_validated_citations(llm_env):
     assert "citation" in (a.note or "")
     assert [c.n for c in a.citations] == [1]
     cited = a.citations[0]
-    assert cited.doc_id == a.retrieved[0].doc_id and cited.chunk_id.startswith(cited.doc_id + "#")
-    assert cited.quote in a.retrieved[0].text
+    assert cited.doc_id == a.passages[0].doc_id and cited.chunk_id.startswith(cited.doc_id + "#")
+    assert cited.quote in a.passages[0].text
     assert cited.quote in pipeline.lexical.by_ids([cited.chunk_id])[cited.chunk_id].text
     assert a.latency_ms > 0
     assert len(srv.requests) == n + 1  # no condense without a conversation
@@ -237,16 +249,18 @@ def test_llm_reads_one_passage_per_article(llm_env):
     srv, pipeline = llm_env
     a = pipeline.ask(CEO)
     sources = _prompt_sources(srv.requests[-1])
-    assert 1 < len(sources) <= pipeline.llm_sources
-    assert len({c.doc_id for c in a.retrieved}) == len(a.retrieved) == len(sources)
+    assert 1 < len(sources) <= pipeline.options.llm_sources
+    assert len({c.doc_id for c in a.passages}) == len(a.passages) == len(sources)
+    # The ranked chunks stay apart from the passages: the same chunks an offline answer holds.
+    assert [c.id for c in a.retrieved] == [c.id for c in pipeline.retrieve(CEO)]
     # Each passage is its article's best chunk plus more of the article, within the limit.
-    for passage in a.retrieved:
+    for passage in a.passages:
         best = pipeline.lexical.by_ids([passage.id])[passage.id]
         assert best.text in passage.text
-    assert max(len(p.text) for p in a.retrieved) > max(len(pipeline.lexical.by_ids([p.id])[p.id].text) for p in a.retrieved)
+    assert max(len(p.text) for p in a.passages) > max(len(pipeline.lexical.by_ids([p.id])[p.id].text) for p in a.passages)
     # The quote is one sentence of the passage, attributed to the stored chunk that holds it.
     cited = a.citations[0]
-    assert cited.quote in [t.strip() for t in a.retrieved[0].sentence_texts()]
+    assert cited.quote in [t.strip() for t in a.passages[0].sentence_texts()]
     assert "Wang Lei" in cited.quote
     assert cited.quote in pipeline.lexical.by_ids([cited.chunk_id])[cited.chunk_id].text
 
@@ -260,7 +274,7 @@ def test_llm_reads_the_top_k_chunks_when_passages_are_off(seed_settings):
         pipeline = Pipeline.from_settings(settings)
         a = pipeline.ask(CEO)
         assert len(_prompt_sources(srv.requests[-1])) == 6
-        assert [c.id for c in a.retrieved] == [c.id for c in pipeline.retrieve(CEO)]
+        assert [c.id for c in a.retrieved] == [c.id for c in a.passages] == [c.id for c in pipeline.retrieve(CEO)]
 
 
 def test_llm_stream_yields_deltas_then_answer(llm_env):

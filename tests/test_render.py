@@ -21,7 +21,7 @@ HOSTILE = Answer(
 def _printed(terminal: bool) -> str:
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=terminal, color_system=None, width=60)
-    render.print_answer(HOSTILE, console)  # before: rich MarkupError, or raw escape sequences
+    render.print_answer(HOSTILE, console)  # guards against: rich MarkupError, or raw escape sequences
     return buf.getvalue()
 
 

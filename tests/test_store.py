@@ -296,7 +296,7 @@ def test_status_without_an_index_is_one_error_line(tmp_path, settings):
 
 
 def test_an_index_on_a_chroma_server_is_named_when_chroma_host_is_not_set(tmp_path):
-    """Before: "No index yet", though the data dir holds the BM25 side of an index on a server."""
+    """Guards against: "No index yet", though the data dir holds the BM25 side of an index on a server."""
     folder = lexical_folder(tmp_path, "articles", "10.0.0.5", 8001)
     folder.mkdir(parents=True)
     (folder / "CURRENT").write_text("v1")

@@ -18,7 +18,8 @@ import numpy as np
 from bot.answer import ABSTAIN_TEXT
 from bot.types import Answer, Chunk, Citation
 from index.embedding import MiniLMEncoder
-from index.lexical import LexicalIndex, SentenceVectors
+from index.lexical import LexicalIndex
+from index.sentence_vectors import SentenceVectors
 
 MAX_WORDS = 30  # a long sentence is cut to the clauses around the evidence, so answers stay short
 # Weights from a coarse grid search on eval/questions.jsonl. The chunk's retrieval rank or fused score
@@ -151,7 +152,8 @@ class ExtractiveAnswerer:
         encoder: MiniLMEncoder,
         lexical: LexicalIndex | None,
         sentence_vectors: SentenceVectors | None = None,
-        threshold: float = 0.40,
+        *,
+        threshold: float,  # no default: Settings.abstain_threshold is the calibrated one
         max_sentences: int = 2,
     ):
         self.encoder = encoder

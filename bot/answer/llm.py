@@ -6,20 +6,22 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from bot.answer import ABSTAIN_TEXT, citations
+from bot.answer.base import Answerer
 from bot.types import Answer, Chunk, Conversation, Delta
 from index.sanitize import strip_control
 
 if TYPE_CHECKING:  # the openai package is imported lazily: it is slow to import
+    import numpy as np
     import openai
 
     from bot.config import Settings
 
-__all__ = ["ABSTAIN_TEXT", "Fallback", "LLMAnswerer"]
+__all__ = ["ABSTAIN_TEXT", "LLMAnswerer"]
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +51,6 @@ MAX_ANSWER_CHARS = 4000
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 
-class Fallback(Protocol):
-    """The offline answerer used whenever the LLM cannot give a supported answer."""
-
-    def answer(self, question: str, chunks: Sequence[Chunk]) -> Answer:
-        """Answer extractively from the chunks."""
-        ...
-
-
 class _EmptyResponse(Exception):
     """The server answered without any choice or text."""
 
@@ -66,7 +60,14 @@ class _DeadlineExceeded(Exception):
 
 
 class LLMAnswerer:
-    """Generates short cited answers with an OpenAI-compatible chat model; never raises on LLM trouble."""
+    """Generates short cited answers with an OpenAI-compatible chat model; never raises on LLM trouble.
+
+    It reads `passages(question, chunks)` when given (article passages made from every ranked chunk),
+    else the chunks themselves; whenever it cannot give a supported answer, the fallback (the offline
+    answerer) answers from the same chunks.
+    """
+
+    mode = "llm"
 
     def __init__(
         self,
@@ -77,7 +78,8 @@ class LLMAnswerer:
         temperature: float,
         timeout: float,
         max_retries: int,
-        fallback: Fallback,
+        fallback: Answerer,
+        passages: Callable[[str, Sequence[Chunk]], Sequence[Chunk]] | None = None,
     ) -> None:
         self.model = model
         self.base_url = base_url
@@ -85,12 +87,16 @@ class LLMAnswerer:
         self.timeout = timeout
         self.max_retries = max_retries
         self.fallback = fallback
+        self.passages = passages
         self._api_key = api_key
         self._client: openai.OpenAI | None = None
         self._client_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, fallback: Fallback) -> LLMAnswerer:
+    def from_settings(
+        cls, settings: Settings, fallback: Answerer,
+        passages: Callable[[str, Sequence[Chunk]], Sequence[Chunk]] | None = None,
+    ) -> LLMAnswerer:
         """Build from the LLM settings."""
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         return cls(
@@ -101,6 +107,7 @@ class LLMAnswerer:
             timeout=settings.llm_timeout,
             max_retries=settings.llm_max_retries,
             fallback=fallback,
+            passages=passages,
         )
 
     def __repr__(self) -> str:
@@ -109,15 +116,18 @@ class LLMAnswerer:
 
     # -- public API ----------------------------------------------------------------------
 
-    def answer(self, question: str, chunks: Sequence[Chunk], sources: Sequence[Chunk] | None = None) -> Answer:
-        """Answer from the sources (default: the chunks) with the LLM, or fall back to the chunks with a note.
+    def sources(self, question: str, chunks: Sequence[Chunk]) -> list[Chunk]:
+        """What the LLM reads: the article passages of the chunks, or the chunks themselves."""
+        return list(self.passages(question, chunks) if self.passages else chunks)
 
-        The pipeline passes article passages as sources; the offline fallback keeps the ranked chunks,
-        whose sentence spans and vectors it scores.
+    def answer(self, question: str, chunks: Sequence[Chunk], vector: np.ndarray | None = None) -> Answer:
+        """Answer from the sources with the LLM, or fall back to the offline answer from the chunks, with a note.
+
+        The offline fallback keeps the ranked chunks, whose sentence spans and vectors it scores.
         """
-        sources = sources or chunks
         if not chunks:
-            return self.fallback.answer(question, chunks)
+            return self.fallback.answer(question, chunks, vector)
+        sources = self.sources(question, chunks)
         try:
             response = self._create(
                 time.monotonic() + self.timeout,
@@ -125,17 +135,15 @@ class LLMAnswerer:
             )
             text = _completion_text(response)
         except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the offline answer
-            return self._fall_back(question, chunks, f"LLM unavailable ({self._reason(exc, 'answer')})")
-        return self._finish(question, chunks, sources, text)
+            return self._fall_back(question, chunks, vector, f"LLM unavailable ({self._reason(exc, 'answer')})")
+        return self._finish(question, chunks, vector, sources, text)
 
-    def stream(
-        self, question: str, chunks: Sequence[Chunk], sources: Sequence[Chunk] | None = None
-    ) -> Iterator[Delta | Answer]:
+    def stream(self, question: str, chunks: Sequence[Chunk], vector: np.ndarray | None = None) -> Iterator[Delta | Answer]:
         """Yield Delta pieces as the LLM writes, then the final validated Answer as the last item."""
-        sources = sources or chunks
         if not chunks:
-            yield self.fallback.answer(question, chunks)
+            yield self.fallback.answer(question, chunks, vector)
             return
+        sources = self.sources(question, chunks)
         pieces: list[str] = []
         size = 0
         stream = None
@@ -173,7 +181,7 @@ class LLMAnswerer:
             what = "LLM stream interrupted" if pieces else "LLM unavailable"
             if expired.is_set():
                 exc = _DeadlineExceeded()
-            yield self._fall_back(question, chunks, f"{what} ({self._reason(exc, 'stream')})")
+            yield self._fall_back(question, chunks, vector, f"{what} ({self._reason(exc, 'stream')})")
             return
         finally:
             if watchdog is not None:
@@ -184,7 +192,7 @@ class LLMAnswerer:
                     stream.close()
                 except Exception:  # noqa: BLE001 - closing a broken stream may fail; nothing to do
                     pass
-        yield self._finish(question, chunks, sources, "".join(pieces))
+        yield self._finish(question, chunks, vector, sources, "".join(pieces))
 
     def condense(self, question: str, conversation: Conversation) -> str:
         """Rewrite a follow-up as a standalone question from the conversation; the question itself on failure."""
@@ -258,7 +266,8 @@ class LLMAnswerer:
         system = _SYSTEM_PROMPT.format(abstain=ABSTAIN_TEXT, sources=sources)
         return [{"role": "system", "content": system}, {"role": "user", "content": question}]
 
-    def _finish(self, question: str, chunks: Sequence[Chunk], sources: Sequence[Chunk], raw: str) -> Answer:
+    def _finish(self, question: str, chunks: Sequence[Chunk], vector: np.ndarray | None, sources: Sequence[Chunk],
+                raw: str) -> Answer:
         """Turn generated text into an Answer: abstention, citations validated against the sources, or the fallback."""
         raw = strip_control(raw).strip()  # LLM output is untrusted: no escape sequences for any display
         notes = []
@@ -266,22 +275,23 @@ class LLMAnswerer:
             raw = _cut(raw, MAX_ANSWER_CHARS)
             notes.append(f"answer cut at {MAX_ANSWER_CHARS:,} characters")
         if _is_abstention(raw) and not _claims(raw, sources):
-            return Answer(question=question, text=ABSTAIN_TEXT, abstained=True, mode="llm", retrieved=tuple(sources))
+            return Answer(question=question, text=ABSTAIN_TEXT, abstained=True, mode=self.mode,
+                          retrieved=tuple(chunks), passages=tuple(sources))
         text, cited, dropped = citations.validate(raw, sources)
         if not cited:
             log.warning("LLM answer had no valid citation (%d dropped); using the extractive answer", dropped)
-            return self._fall_back(question, chunks, "LLM answer had no valid citation")
+            return self._fall_back(question, chunks, vector, "LLM answer had no valid citation")
         if dropped == 1:
             notes.append("removed 1 citation to a missing source")
         elif dropped:
             notes.append(f"removed {dropped} citations to missing sources")
         return Answer(
-            question=question, text=text, citations=tuple(cited), mode="llm", note="; ".join(notes) or None,
-            retrieved=tuple(sources),
+            question=question, text=text, citations=tuple(cited), mode=self.mode, note="; ".join(notes) or None,
+            retrieved=tuple(chunks), passages=tuple(sources),
         )
 
-    def _fall_back(self, question: str, chunks: Sequence[Chunk], why: str) -> Answer:
-        answer = self.fallback.answer(question, chunks)
+    def _fall_back(self, question: str, chunks: Sequence[Chunk], vector: np.ndarray | None, why: str) -> Answer:
+        answer = self.fallback.answer(question, chunks, vector)
         note = f"{why}; showing the extractive answer"
         if answer.note:
             note = f"{note} ({answer.note})"
