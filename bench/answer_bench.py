@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=OUT / "answer_bench.json")
     args = ap.parse_args(argv)
     info = machine()
-    results = {name: run_set(name, args.data_dir, args.limit) for name in args.datasets.split(",")}
+    results = {}
+    for name in args.datasets.split(","):
+        results[name] = run_set(name, args.data_dir, args.limit)
+        write_json(args.json, {"machine": info, "results": results})  # a long run keeps what it measured
     for name, res in results.items():
         n = res["reader"]["counts"].get("pass_rate")
         print(f"\n{name} ({n} questions)")
