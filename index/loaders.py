@@ -234,10 +234,35 @@ def is_title(line: str) -> bool:
     return 0 < len(line) <= TITLE_MAX_CHARS and len(line.split()) <= TITLE_MAX_WORDS
 
 
-def _title_from_lines(text: str) -> str | None:
-    """The first non-empty line when it is short enough to be a headline; else None (it is text)."""
-    first = next((_heading(line) for line in text.split("\n") if line.strip()), "")
-    return first if is_title(first) else None
+# A masthead: a short line whose last word names a kind of publication ("Srinagar Magazine",
+# "The Daily Herald", "example.com"), printed above the headline by many sites.
+_MASTHEAD = re.compile(
+    r"^(?:the\s+)?(?:[\w’'&.-]+\s+){0,3}(?:magazine|news|times|daily|post|journal|gazette|herald|tribune|"
+    r"telegraph|chronicle|observer|review|weekly|online|network|media|channel|tv|radio|press|wire|today)$"
+    r"|^[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|news|info|co|io)(?:\.[a-z]{2})?$",
+    re.IGNORECASE,
+)
+
+
+def _is_masthead(line: str) -> bool:
+    return bool(_MASTHEAD.match(line)) and all(w[0].isupper() or "." in w for w in line.split())
+
+
+def _title_from_lines(text: str, head_lines: int = 8) -> str | None:
+    """The headline among the first lines: the first line unless it is a masthead or too long for a title."""
+    lines = [_heading(line) for line in text.split("\n") if line.strip()][:head_lines]
+    if not lines:
+        return None
+    first = lines[0]
+    if not _is_masthead(first):
+        return first if is_title(first) else None
+    # The headline follows the masthead; a line the page repeats (headline, then the story's own title) is surest.
+    # The masthead stays after it, as HTML titles have it ("Headline — Site"): it says who published the story.
+    later = [line for line in lines[1:] if is_title(line) and not _is_masthead(line) and len(line.split()) >= 3
+             and not line.endswith(".")]
+    repeated = [line for line in later if text.count(line) > 1]
+    headline = (repeated or later or [None])[0]
+    return f"{headline} — {first}" if headline else first
 
 
 def _clip_title(title: str) -> str:

@@ -534,6 +534,19 @@ def test_an_over_long_html_title_is_clipped(tmp_path):
     assert len(doc.title) <= 251 and doc.title.endswith("…") and len(doc.title.split()) <= 30
 
 
+def test_a_masthead_is_not_the_title_the_headline_below_it_is():
+    docs, _ = by_id(SEEDS)
+    title = docs["002_0c73d536360565c7.txt"].title  # before: "Srinagar Magazine"
+    assert title.startswith("High-profile deals, world debuts") and title.endswith(" — Srinagar Magazine")
+
+
+@pytest.mark.parametrize("masthead", ["Srinagar Magazine", "The Daily Herald", "example.com"])
+def test_masthead_lines_fall_back_to_the_headline(tmp_path, masthead):
+    write(tmp_path, "a.txt", f"{masthead}\n\nDam opens on the river\n\nThe dam opened on Monday.\n")
+    (doc,) = load_corpus(tmp_path)[0]
+    assert doc.title == f"Dam opens on the river — {masthead}"
+
+
 # --- noise, encodings, control characters ------------------------------------------------------------------
 def _random_bytes(n: int, alphabet: range | list[int]) -> bytes:
     import random
