@@ -4,10 +4,10 @@
 One run:
   warm, seed index (seeds/ built into a fresh dir under bench/out/query_bench/): Pipeline.ask over the
     77 questions of eval/questions.jsonl, 1 warm-up pass then 3 timed passes -> p50 / p95
-    (goals p50 <= 30 ms, p95 <= 60 ms)
+    (goal p95 <= 250 ms with the trained reader, issue #12)
   warm, RealTime QA index (the --rtqa-articles corpus of index_bench.py, cached under bench/out/cache/,
     built there if missing): Pipeline.ask over up to 200 quiz questions (question_sentence of
-    past/<year>/*_qa.jsonl) -> p50 / p95 (goal p95 <= 150 ms)
+    past/<year>/*_qa.jsonl) -> p50 / p95 (goal p95 <= 250 ms)
   context, same questions: LlamaIndex default `index.as_retriever(similarity_top_k=5).retrieve(q)`
     (retrieval only: LlamaIndex has no offline answerer; its RealTime QA store is index_bench's, if kept)
   cold: `qa ask "..." --data-dir <seed index>` (a fresh process, median of 5; goal <= 1.5 s) against a
@@ -108,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         ["warm p95, seed index, ms", fmt(s_p["p95_ms"]), fmt(s_l["p95_ms"]), ratio(s_p["p95_ms"], s_l["p95_ms"])],
     ]
     goals = [
-        f"seed p50 <= 30 ms: {s_p['p50_ms']:.1f} ms -> {'met' if s_p['p50_ms'] <= 30 else 'MISSED'}",
-        f"seed p95 <= 60 ms: {s_p['p95_ms']:.1f} ms -> {'met' if s_p['p95_ms'] <= 60 else 'MISSED'}",
+        f"seed p95 <= 250 ms: {s_p['p95_ms']:.1f} ms -> {'met' if s_p['p95_ms'] <= 250 else 'MISSED'}",
     ]
     if rtqa:
         r_p = stats(rtqa["project"]["latency_ms"])
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             ["warm p95, RealTime QA index, ms", fmt(r_p["p95_ms"]), fmt(r_l and r_l["p95_ms"]),
              ratio(r_p["p95_ms"], r_l and r_l["p95_ms"])],
         ]
-        goals.append(f"RealTime QA p95 <= 150 ms: {r_p['p95_ms']:.1f} ms -> {'met' if r_p['p95_ms'] <= 150 else 'MISSED'}")
+        goals.append(f"RealTime QA p95 <= 250 ms: {r_p['p95_ms']:.1f} ms -> {'met' if r_p['p95_ms'] <= 250 else 'MISSED'}")
         rtqa["stats"] = {"project": r_p, "llamaindex": r_l}
     c_p, c_l = median(cold["project"]["wall_s"]), median(cold["llamaindex"]["wall_s"])
     cc_p, cc_l = median(cold["project"]["cpu_s"]), median(cold["llamaindex"]["cpu_s"])
@@ -135,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows, header)
     notes = [
         "LlamaIndex has no offline answerer: its column is retrieval only (embed + Chroma top 5), so the "
-        "project's column does more work (hybrid dense + BM25 retrieval and the extractive answer)",
+        "project's column does more work (hybrid dense + BM25 retrieval, rerank and the trained reader's answer)",
         f"cold: project = `qa ask {COLD_QUESTION!r} --data-dir <seed index>` (prints the answer); LlamaIndex = "
         "python -c: load VectorStoreIndex from Chroma + HuggingFaceEmbedding, retrieve top 5",
         f"cold wall (s): project {[round(x, 2) for x in cold['project']['wall_s']]}, "

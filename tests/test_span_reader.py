@@ -67,6 +67,8 @@ def test_shipped_model__is_int8_onnx_under_30_mb_with_a_calibrated_threshold():
     assert size <= 30 * 1024 * 1024
     r = SpanReader()
     assert r.threshold != 0.0 and r.depth >= 1
+    # trained with question / passage segment ids, so it must be run with them
+    assert {i.name for i in r.session.get_inputs()} == {"input_ids", "attention_mask", "token_type_ids"}
 
 
 def test_missing_model_folder__is_one_clear_error(tmp_path):
@@ -92,6 +94,7 @@ def test_hugging_face_folder__is_exported_once_and_read(tmp_path):
     BertForQuestionAnswering(cfg).save_pretrained(folder)
     (folder / "tokenizer.json").write_bytes((model_dir() / "tokenizer.json").read_bytes())
     r = SpanReader(folder, cache_dir=tmp_path / "cache")
+    assert "token_type_ids" in r._inputs  # BERT's segment ids are model inputs, not constants baked in
     spans = r.read("Who?", ["Alice met Bob in Paris."])
     assert len(spans) == 1 and 0 <= spans[0].start < spans[0].end <= len("Alice met Bob in Paris.")
     exported = list((tmp_path / "cache").glob("reader-tiny-qa-*.onnx"))

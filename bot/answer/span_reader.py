@@ -269,7 +269,11 @@ def export_onnx(src: Path, target: Path, model=None) -> Path:
     if model is None:
         model = AutoModelForQuestionAnswering.from_pretrained(str(src), attn_implementation="eager")
     model = model.eval()
-    takes_types = "token_type_ids" in model.forward.__code__.co_varnames and getattr(
+    import inspect
+
+    # signature(), not __code__: transformers wraps forward, and a wrapper's code object hides the
+    # parameters (the segment ids would silently be exported as constant zeros).
+    takes_types = "token_type_ids" in inspect.signature(model.forward).parameters and getattr(
         model.config, "type_vocab_size", 2
     ) > 1
 
