@@ -91,6 +91,20 @@ class DocState:
         return self.present == self.n_chunks and self.n_chunks > 0
 
 
+def _server(host: str, port: int):
+    """(client, address) of a Chroma server that answers its heartbeat, or StoreUnavailable."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    where = f"http://{host}:{port}"
+    try:
+        client = chromadb.HttpClient(host=host, port=port, settings=ChromaSettings(anonymized_telemetry=False))
+        client.heartbeat()
+    except Exception as exc:
+        raise _unavailable(exc, where) from exc
+    return client, where
+
+
 def _unavailable(exc: Exception, where: str) -> QAError:
     """The user-facing error for a Chroma failure: damaged files, or a store out of reach."""
     log.debug("chroma error", exc_info=exc)
@@ -170,12 +184,7 @@ class ChromaStore:
             # The BM25 side beside a lost collection proves there was an index: it is damaged, not missing.
             hint = f"The Chroma store at {{where}} has lost collection '{collection}' (its BM25 side is still there): {REBUILD}."
         if host:
-            where = f"http://{host}:{port}"
-            try:
-                client = chromadb.HttpClient(host=host, port=port, settings=chroma_settings)
-                client.heartbeat()
-            except Exception as exc:
-                raise _unavailable(exc, where) from exc
+            client, where = _server(host, port)
         else:
             path = Path(data_dir) / "chroma"
             where = str(path)
@@ -203,12 +212,7 @@ class ChromaStore:
 
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
         if host:
-            where = f"http://{host}:{port}"
-            try:
-                client = chromadb.HttpClient(host=host, port=port, settings=chroma_settings)
-                client.heartbeat()
-            except Exception as exc:
-                raise _unavailable(exc, where) from exc
+            client, where = _server(host, port)
         else:
             path = Path(data_dir) / "chroma"
             where = str(path)

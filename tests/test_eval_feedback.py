@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.slack.feedback import FeedbackStore
 from bot.types import Answer, Citation
-from eval.feedback import export_feedback, feedback_questions
+from eval.feedback import feedback_questions
 from eval.questions import load_questions
 
 CITED = (Citation(1, "002_x.txt", "Srinagar Magazine", "2023-04-14", "Wang Lei, CEO of ADASpace, said.", "002_x.txt#3"),)
@@ -52,15 +52,6 @@ def test_votes_become_references_and_review_items(url):
     assert tie.extra["verdict"] == "down" and tie.extra["votes"] == {"up": 1, "down": 1}  # a tie needs a person
     with pytest.raises(ValueError):
         feedback_questions(store, only="sideways")
-
-
-def test_export_writes_what_the_store_export_wrote(url, tmp_path):
-    """eval owns the question-set format now; until FeedbackStore.export_questions goes, both write the same."""
-    store = FeedbackStore(url)
-    ours, theirs = tmp_path / "ours.jsonl", tmp_path / "theirs.jsonl"
-    for only in ("all", "up", "down"):
-        assert export_feedback(store, ours, only) == store.export_questions(theirs, only)
-        assert ours.read_text() == theirs.read_text()
 
 
 @pytest.mark.parametrize("only, questions", [

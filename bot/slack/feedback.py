@@ -3,23 +3,18 @@
 SQLAlchemy Core, so any SQLAlchemy URL works: SQLite under the data dir by default, PostgreSQL with
 `QA_FEEDBACK_DB_URL=postgresql+psycopg://...` (install the driver). Tables are created on first use.
 
-`export_questions` turns voted answers into a question-set file (JSON lines) for `qa eval`.
+The question-set export of the votes lives in eval/feedback.py (eval's format, eval's module).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from bot.answer.citations import strip_markers
 from bot.errors import QAError, StoreUnavailable
 from bot.types import Answer
 
@@ -202,76 +197,3 @@ class FeedbackStore:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
-    # --- export --------------------------------------------------------------------
-    def export_questions(self, path: str | Path, only: str = "all") -> int:
-        """Write the voted questions as a question set (JSON lines) for `qa eval`; returns the number written.
-
-        Each line: id, question, answers, gold_docs, answerable (the eval fields), then verdict, votes,
-        needs_review and what the bot said. A 👍 answer becomes the reference (answers = its text without
-        markers, gold_docs = the articles it cited); a 👍 abstention becomes an unanswerable question; a 👎
-        keeps empty references and needs_review = true for a person to fill in. A question asked several
-        times is written once, from its latest voted answer. `only`: "all", "up" or "down".
-        """
-        if only not in ("all", *VERDICTS):
-            raise ValueError(f"only must be 'all', 'up' or 'down', not {only!r}")
-        tally = (
-            sa.select(
-                votes.c.answer_id,
-                sa.func.sum(sa.case((votes.c.verdict == "up", 1), else_=0)).label("up"),
-                sa.func.sum(sa.case((votes.c.verdict == "down", 1), else_=0)).label("down"),
-            )
-            .group_by(votes.c.answer_id)
-            .subquery()
-        )
-        query = (
-            sa.select(answers, tally.c.up, tally.c.down)
-            .join(tally, tally.c.answer_id == answers.c.id)
-            .order_by(answers.c.id.desc())
-        )
-        with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(query).mappings()]
-
-        lines: list[dict] = []
-        seen: set[str] = set()
-        for row in rows:
-            key = re.sub(r"\W+", " ", row["question"].casefold()).strip()
-            if key in seen:
-                continue
-            up, down = int(row["up"] or 0), int(row["down"] or 0)
-            verdict = "up" if up > down else "down"  # a tie needs a person to look at it
-            if only != "all" and verdict != only:
-                continue
-            seen.add(key)
-            cited = list(dict.fromkeys(c["doc_id"] for c in row["citations"] or []))
-            good = verdict == "up"
-            lines.append({
-                "id": f"slack-{row['id']}",
-                "question": row["question"],
-                "answers": [strip_markers(row["answer"])] if good and not row["abstained"] else [],
-                "gold_docs": cited if good and not row["abstained"] else [],
-                "answerable": not (good and row["abstained"]),
-                "verdict": verdict,
-                "votes": {"up": up, "down": down},
-                "needs_review": not good,
-                "bot_answer": row["answer"],
-                "bot_cited_docs": cited,
-                "bot_abstained": bool(row["abstained"]),
-                "mode": row["mode"],
-                "source": "slack",
-                "asked_at": row["created_at"].isoformat() if row["created_at"] else None,
-            })
-        lines.reverse()  # oldest first, like a hand-written question set
-
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                for line in lines:
-                    fh.write(json.dumps(line, ensure_ascii=False) + "\n")
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        log.info("exported %d question(s) to %s", len(lines), out)
-        return len(lines)
