@@ -124,6 +124,17 @@ def ensure_onnx(cache_dir: Path) -> Path:
     return path
 
 
+def cpu_session(path: Path, threads: int | None = None):
+    """An onnxruntime CPU session with the thread settings every model of this project runs with."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1  # one graph at a time: parallel branches would fight over 2 cores
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class MiniLMEncoder:
     """Sentence embeddings of all-MiniLM-L6-v2: mean pooling + L2 normalisation, as sentence-transformers does."""
 
@@ -131,18 +142,13 @@ class MiniLMEncoder:
     dimension = DIMENSION
 
     def __init__(self, cache_dir: Path, threads: int | None = None, max_tokens: int = MAX_TOKENS):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         path = ensure_onnx(Path(cache_dir))
         self.tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=max_tokens)
         self.tokenizer.no_padding()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
 
     def count_tokens(self, text: str) -> list[int]:
         """Word-piece ids of text without special tokens (the splitter's length function)."""

@@ -121,8 +121,9 @@ class SpanReader:
 
     def __init__(self, model: str | Path | None = None, cache_dir: Path | None = None, threads: int | None = None,
                  max_len: int | None = None):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
+
+        from index.embedding import cpu_session
 
         folder, tokenizer_file, onnx_file = resolve_model(model, cache_dir)
         self.folder = folder
@@ -136,11 +137,7 @@ class SpanReader:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(onnx_file, threads)
         self._inputs = {i.name for i in self.session.get_inputs()}
         self._pad = self.tokenizer.token_to_id("[PAD]") or self.tokenizer.token_to_id("<pad>") or 0
 
