@@ -47,7 +47,12 @@ def print_answer(answer: Answer, console=None, quotes: bool = True) -> None:
     if not console.is_terminal:
         console.print(plain(answer, quotes), markup=False, highlight=False, emoji=False, soft_wrap=True)
         return
-    console.print(Text(safe_text(answer.text), style="italic" if answer.abstained else ""))
+    body = Text(safe_text(answer.text), style="italic" if answer.abstained else "")
+    span = safe_text(answer.span) if answer.span else ""
+    at = body.plain.find(span) if span else -1
+    if at >= 0:  # the reader's short answer, in bold inside the sentence that says it
+        body.stylize("bold", at, at + len(span))
+    console.print(body)
     if answer.note:
         console.print(Text(f"note: {safe_text(answer.note)}", style="dim"))
     if answer.citations:

@@ -43,3 +43,14 @@ def test_piped_answers_are_not_wrapped_and_wrapped_quotes_keep_their_indent():
     render.print_answer(long, Console(file=buf, force_terminal=True, color_system=None, width=60))
     quote = [line for line in buf.getvalue().splitlines() if "quoted" in line]
     assert len(quote) > 2 and all(line.startswith(" " * render.QUOTE_INDENT) for line in quote)
+
+
+def test_the_reader_span_is_bold_on_a_terminal_only():
+    a = Answer(question="q", text="She received 49 of the 97 votes, well ahead. [1]", span="49 of the 97 votes")
+    buf = io.StringIO()
+    render.print_answer(a, Console(file=buf, force_terminal=True, color_system="standard", width=120))
+    out = buf.getvalue()
+    assert "\x1b[1m49 of the 97 votes" in out and out.count("\x1b[1m") == 1
+    piped = io.StringIO()
+    render.print_answer(a, Console(file=piped, force_terminal=False, width=120))
+    assert "\x1b" not in piped.getvalue() and "49 of the 97 votes" in piped.getvalue()
