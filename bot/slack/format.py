@@ -289,10 +289,18 @@ def tail_blocks(answer: Answer, answer_id: int | str | None = None) -> list[dict
     return blocks
 
 
+def _span_in_bold(answer: Answer) -> str:
+    """The answer text with the reader's span (when it has one) marked bold, once."""
+    span = answer.span
+    if not span or "*" in span or "_" in span or span not in answer.text:
+        return answer.text
+    return answer.text.replace(span, f"**{span}**", 1)
+
+
 def answer_blocks(answer: Answer, answer_id: int | str | None = None) -> list[dict]:
     """The whole answer message: text section(s), then `tail_blocks`; never more than 50 blocks."""
     tail = tail_blocks(answer, answer_id)
-    pieces = split_text(to_mrkdwn(answer.text)) or [" "]
+    pieces = split_text(to_mrkdwn(_span_in_bold(answer))) or [" "]
     room = MAX_BLOCKS - len(tail)
     if len(pieces) > room:
         pieces = pieces[: room - 1] + [pieces[room - 1][: SECTION_BUDGET - 40] + "\n_(answer cut: too long for Slack)_"]

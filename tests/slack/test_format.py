@@ -111,3 +111,11 @@ def test_scrub_removes_tokens_and_registered_secrets():
     add_secrets("s3cr3t-signing-value")
     text = "token xoxb-123-456-abc, app xapp-1-A-2-b, secret s3cr3t-signing-value"
     assert scrub(text) == "token [redacted], app [redacted], secret [redacted]"
+
+
+def test_the_reader_span_is_bold_in_the_answer_section():
+    a = Answer("q", "She received 49 of the 97 votes, well ahead. [1]", span="49 of the 97 votes")
+    text = fmt.answer_blocks(a)[0]["text"]["text"]
+    assert text == "She received *49 of the 97 votes*, well ahead. [1]"
+    plain = fmt.answer_blocks(Answer("q", "A <b> & c [1]", span="<b>"))[0]["text"]["text"]
+    assert plain == "A *&lt;b&gt;* &amp; c [1]"  # still escaped inside the bold
