@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 
 from bot.types import Chunk, Citation
+from index.lexical import STOPWORDS
 
 __all__ = ["MARKER", "strip_markers", "validate"]
 
@@ -18,12 +19,9 @@ _MARKER_WITH_SPACE = re.compile(r"(?P<space>[ \t]*)(?P<marker>" + MARKER.pattern
 # so "Foo rose. [1] Bar fell." cites [1] for "Foo rose." rather than for "Bar fell.".
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\u201d\u2019]*(?:\s*" + MARKER.pattern + r")*(?=\s|$)")
 _WORD = re.compile(r"\w+")
-# Words too common to say anything about which sentence supports a claim.
-_STOPWORDS = frozenset(
-    "a an and are as at be been but by for from had has have he her his in into is it its of on or "
-    "she that the their them they this to was were which who will with would not no than then there "
-    "also said says after before about over more most".split()
-)
+# Words too common to say anything about which sentence supports a claim: the BM25 stop words, plus the
+# reporting verbs every news sentence carries.
+_STOPWORDS = frozenset(STOPWORDS) | {"said", "says"}
 
 
 def strip_markers(text: str) -> str:
