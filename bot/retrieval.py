@@ -86,6 +86,13 @@ def best_sentence_scores(
     return [(i, float((stored[i] @ vector).max())) for i in ids if i in stored and len(stored[i])]
 
 
+def _default(name: str):
+    """The default of a Settings field (bot/config.py), read without reading the environment."""
+    from bot.config import Settings
+
+    return Settings.model_fields[name].default
+
+
 class HybridRetriever:
     """Vector + BM25 retrieval over one index; returns the pipeline's Chunk type.
 
@@ -101,22 +108,24 @@ class HybridRetriever:
         store: ChromaStore,
         lexical: LexicalIndex | None,
         encoder: MiniLMEncoder,
-        candidates: int = 20,
-        fusion: str = "relative",
+        candidates: int | None = None,
+        fusion: str | None = None,
         keep_top: int = 1,
-        dense_weight: float = 0.3,
+        dense_weight: float | None = None,
         sentence_vectors: SentenceVectors | None = None,
-        sentence_weight: float = 0.2,
+        sentence_weight: float | None = None,
     ):
         self.store = store
         self.lexical = lexical
         self.encoder = encoder
-        self.candidates = candidates
-        self.fusion = fusion
+        # Unset knobs take the Settings defaults: one source of truth for every default.
+        self.candidates = _default("candidates") if candidates is None else candidates
+        self.fusion = _default("fusion") if fusion is None else fusion
         self.keep_top = keep_top
-        self.dense_weight = dense_weight
+        self.dense_weight = _default("dense_weight") if dense_weight is None else dense_weight
         self.sentence_vectors = sentence_vectors
-        self.sentence_weight = sentence_weight if sentence_vectors is not None else 0.0
+        weight = _default("sentence_weight") if sentence_weight is None else sentence_weight
+        self.sentence_weight = weight if sentence_vectors is not None else 0.0
         meta = getattr(lexical, "meta", None)
         if meta is not None:
             stored = store.count()
