@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -24,9 +25,47 @@ class Run:
     stderr: str
 
 
+# Cases about the process itself (exit status as the shell sees it, stdin, argv bytes, piped stdout) run
+# the installed console script; the others run the same typer app in this process (no cold start each).
+REAL = {"plain", "empty", "stdin", "stdin_bytes", "argv_bytes", "narrow"}
+
+
+def _in_process(args: list[str], env: dict[str, str], cwd, monkeypatch) -> Run:
+    """`qa ...` through typer's CliRunner, as `run()` would call it (global options first).
+
+    `qa ask` ends with os._exit to skip interpreter teardown; here it becomes a normal exit once output is flushed.
+    """
+    import logging
+    import traceback
+
+    from typer.testing import CliRunner
+
+    import bot.cli as cli
+
+    def exit_now(code: int) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        raise SystemExit(code)
+
+    levels = {name: logging.getLogger(name).level for name in ("", *logging.root.manager.loggerDict)}
+    with monkeypatch.context() as m:
+        m.setattr(cli, "_exit_now", exit_now)
+        m.chdir(cwd)  # no .env here
+        for name in [k for k in os.environ if k.startswith(("OPENAI_", "CHROMA_", "QA_"))]:
+            m.delenv(name)
+        result = CliRunner().invoke(cli.app, cli._global_options_first(args), env=env, prog_name="qa")
+    for name, level in levels.items():  # -v and `qa index` tune loggers of this (shared) process
+        logging.getLogger(name or None).setLevel(level)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))  # what a process would print
+    return Run(result.exit_code, result.stdout, stderr)
+
+
 @pytest.fixture(scope="module")
 def runs(seed_settings, tmp_path_factory):
-    """Every `qa ask` case of this module, run in parallel (each pays a cold start)."""
+    """Every `qa ask` case of this module: the real-process ones in parallel (each pays a cold start),
+    the rest in this process meanwhile."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHROMA_", "QA_"))}
     env["QA_MODEL_CACHE_DIR"] = str(seed_settings.model_cache_dir)
     env["COLUMNS"] = "200"
@@ -61,7 +100,12 @@ def runs(seed_settings, tmp_path_factory):
 
     # As many at once as there are cores: more only oversubscribes the ONNX threads.
     with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
-        out = dict(zip(cases, pool.map(run, cases)))
+        real = [c for c in cases if c in REAL]
+        futures = dict(zip(real, map(lambda c: pool.submit(run, c), real)))
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            out = {c: _in_process(["ask", *cases[c]], {**env, **extra_env.get(c, {})}, cwd, monkeypatch)
+                   for c in cases if c not in REAL}
+        out.update((c, f.result()) for c, f in futures.items())
     return out
 
 
@@ -204,15 +248,16 @@ def test_qa_index_of_nothing_is_one_error_line(tmp_path, case):
     assert not (tmp_path / "data" / "chroma").exists()  # nothing was created
 
 
-def test_file_names_with_markup_and_escapes_are_printed_as_text(seed_settings, tmp_path):
+def test_file_names_with_markup_and_escapes_are_printed_as_text(seed_settings, tmp_path, monkeypatch):
     corpus = tmp_path / "corpus"
     (corpus / "x[").mkdir(parents=True)
     (corpus / "x[" / "yellow].txt").write_text("")  # doc id "x[/yellow].txt", skipped with a warning
     (corpus / "[b]ok.txt").write_text("Storm hits coast\n\nWinds rose to 90 km/h in Kestrel Bay on Monday.\n")
     env = {"QA_MODEL_CACHE_DIR": str(seed_settings.model_cache_dir)}
-    run = _qa(["index", str(corpus), "--data-dir", str(tmp_path / "data")], tmp_path, env)
+    # In this process: printing is what is tested, and a cold `qa index` spends ~4 s importing its splitter.
+    run = _in_process(["index", str(corpus), "--data-dir", str(tmp_path / "data")], env, tmp_path, monkeypatch)
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr  # guards against: rich MarkupError
     assert [l for l in run.stderr.splitlines() if not l.startswith("indexed ")] == ["warning: x[/yellow].txt: skipped: empty file"]
-    asked = _qa(["ask", "How fast were the winds in Kestrel Bay?", "--data-dir", str(tmp_path / "data")], tmp_path,
-                {**env, "COLUMNS": "200"})
+    asked = _in_process(["ask", "How fast were the winds in Kestrel Bay?", "--data-dir", str(tmp_path / "data")],
+                        {**env, "COLUMNS": "200"}, tmp_path, monkeypatch)
     assert asked.returncode == 0 and "[b]ok.txt" in asked.stdout, asked.stderr
