@@ -5,61 +5,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Run, qa_in_process
 
 QA = ROOT / ".venv" / "bin" / "qa"
 CEO = "Who is the chief executive of ADASpace?"
 KEYS = {"question", "answer", "abstained", "mode", "citations", "retrieved", "passages", "latency_ms", "note", "span"}
 
 
-@dataclass(frozen=True)
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 # Cases about the process itself (exit status as the shell sees it, stdin, argv bytes, piped stdout) run
 # the installed console script; the others run the same typer app in this process (no cold start each).
 REAL = {"plain", "empty", "stdin", "stdin_bytes", "argv_bytes", "narrow"}
-
-
-def _in_process(args: list[str], env: dict[str, str], cwd, monkeypatch) -> Run:
-    """`qa ...` through typer's CliRunner, as `run()` would call it (global options first).
-
-    `qa ask` ends with os._exit to skip interpreter teardown; here it becomes a normal exit once output is flushed.
-    """
-    import logging
-    import traceback
-
-    from typer.testing import CliRunner
-
-    import bot.cli as cli
-
-    def exit_now(code: int) -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        raise SystemExit(code)
-
-    levels = {name: logging.getLogger(name).level for name in ("", *logging.root.manager.loggerDict)}
-    with monkeypatch.context() as m:
-        m.setattr(cli, "_exit_now", exit_now)
-        m.chdir(cwd)  # no .env here
-        for name in [k for k in os.environ if k.startswith(("OPENAI_", "CHROMA_", "QA_"))]:
-            m.delenv(name)
-        result = CliRunner().invoke(cli.app, cli._global_options_first(args), env=env, prog_name="qa")
-    for name, level in levels.items():  # -v and `qa index` tune loggers of this (shared) process
-        logging.getLogger(name or None).setLevel(level)
-    stderr = result.stderr
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        stderr += "".join(traceback.format_exception(result.exception))  # what a process would print
-    return Run(result.exit_code, result.stdout, stderr)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +62,7 @@ def runs(seed_settings, tmp_path_factory):
         real = [c for c in cases if c in REAL]
         futures = dict(zip(real, map(lambda c: pool.submit(run, c), real)))
         with pytest.MonkeyPatch.context() as monkeypatch:
-            out = {c: _in_process(["ask", *cases[c]], {**env, **extra_env.get(c, {})}, cwd, monkeypatch)
+            out = {c: qa_in_process(["ask", *cases[c]], {**env, **extra_env.get(c, {})}, cwd, monkeypatch)
                    for c in cases if c not in REAL}
         out.update((c, f.result()) for c, f in futures.items())
     return out
@@ -255,9 +214,9 @@ def test_file_names_with_markup_and_escapes_are_printed_as_text(seed_settings, t
     (corpus / "[b]ok.txt").write_text("Storm hits coast\n\nWinds rose to 90 km/h in Kestrel Bay on Monday.\n")
     env = {"QA_MODEL_CACHE_DIR": str(seed_settings.model_cache_dir)}
     # In this process: printing is what is tested, and a cold `qa index` spends ~4 s importing its splitter.
-    run = _in_process(["index", str(corpus), "--data-dir", str(tmp_path / "data")], env, tmp_path, monkeypatch)
+    run = qa_in_process(["index", str(corpus), "--data-dir", str(tmp_path / "data")], env, tmp_path, monkeypatch)
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr  # guards against: rich MarkupError
     assert [l for l in run.stderr.splitlines() if not l.startswith("indexed ")] == ["warning: x[/yellow].txt: skipped: empty file"]
-    asked = _in_process(["ask", "How fast were the winds in Kestrel Bay?", "--data-dir", str(tmp_path / "data")],
+    asked = qa_in_process(["ask", "How fast were the winds in Kestrel Bay?", "--data-dir", str(tmp_path / "data")],
                         {**env, "COLUMNS": "200"}, tmp_path, monkeypatch)
     assert asked.returncode == 0 and "[b]ok.txt" in asked.stdout, asked.stderr
