@@ -51,6 +51,20 @@ def qa(*args: str, settings, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(QA), *args], capture_output=True, text=True, env=qa_env(settings), cwd=cwd, timeout=240)
 
 
+def qa_all(*commands: list[str], settings, cwd: Path) -> list[subprocess.CompletedProcess]:
+    """Several independent, read-only `qa` commands at once (this only saves wall time)."""
+    procs = [subprocess.Popen([str(QA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=qa_env(settings), cwd=cwd) for args in commands]
+    try:
+        outputs = [p.communicate(timeout=240) for p in procs]
+        return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(procs, outputs)]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
     assert proc.returncode == 2, proc
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -102,12 +116,12 @@ def test_damaged_bm25_side_is_reported_on_open_and_repaired_by_qa_index(data, en
 
 def test_the_cli_says_which_command_repairs_the_index(data, seed_settings, tmp_path, monkeypatch):
     delete_bm25_files(data)
-    line = one_error_line(qa("ask", "Who is the CEO of ADASpace?", "--data-dir", str(data), settings=seed_settings,
-                             cwd=tmp_path))
+    asked, checked, status = qa_all(["ask", "Who is the CEO of ADASpace?", "--data-dir", str(data)],
+                                    ["index", "--check", "--data-dir", str(data)],
+                                    ["index", "--status", "--data-dir", str(data)], settings=seed_settings, cwd=tmp_path)
+    line = one_error_line(asked)
     assert "BM25" in line and "run `qa index`" in line
-    checked = qa("index", "--check", "--data-dir", str(data), settings=seed_settings, cwd=tmp_path)
     assert checked.returncode == 1 and "damaged: BM25 side" in checked.stdout and "repair: run `qa index`" in checked.stdout
-    status = qa("index", "--status", "--data-dir", str(data), settings=seed_settings, cwd=tmp_path)
     assert status.returncode == 0 and "run `qa index`" in status.stdout
     # The repair itself in this process (the same command; a cold `qa index` spends ~4 s importing its splitter).
     fixed = qa_in_process(["index", str(SEEDS), "--data-dir", str(data)], qa_env(seed_settings), tmp_path, monkeypatch)
@@ -159,11 +173,12 @@ def test_a_damaged_vector_index_is_found_on_open_and_calls_for_a_rebuild(tmp_pat
     else:
         (seg / "data_level0.bin").write_bytes(b"\0" * (seg / "data_level0.bin").stat().st_size)
     # Guards against: `qa ask` searched a near-empty vector index, and --status counted every vector.
-    checked = qa("index", "--check", "--data-dir", str(data), settings=seed_settings, cwd=tmp_path)
+    checked, asked = qa_all(["index", "--check", "--data-dir", str(data)],
+                            ["ask", "What is chunk number 7?", "--data-dir", str(data)], settings=seed_settings,
+                            cwd=tmp_path)
     assert checked.returncode == 1 and "damaged: The Chroma store" in checked.stdout, checked.stdout
     assert "repair: run `qa index --rebuild`" in checked.stdout
-    line = one_error_line(qa("ask", "What is chunk number 7?", "--data-dir", str(data), settings=seed_settings,
-                             cwd=tmp_path))
+    line = one_error_line(asked)
     assert "damaged" in line and "qa index --rebuild" in line
 
 
