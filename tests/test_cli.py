@@ -18,7 +18,9 @@ KEYS = {"question", "answer", "abstained", "mode", "citations", "retrieved", "pa
 
 # Cases about the process itself (exit status as the shell sees it, stdin, argv bytes, piped stdout) run
 # the installed console script; the others run the same typer app in this process (no cold start each).
-REAL = {"plain", "empty", "stdin", "stdin_bytes", "argv_bytes", "narrow"}
+# "plain" is shared by three tests: a question with a byte that is not UTF-8 in argv, answered to a pipe
+# on an 80-column terminal (one cold start instead of three).
+REAL = {"plain", "empty", "stdin", "stdin_bytes"}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def runs(seed_settings, tmp_path_factory):
     data = str(seed_settings.data_dir)
     empty = str(tmp_path_factory.mktemp("no-index"))
     cases = {
-        "plain": [CEO, "--data-dir", data],
+        "plain": [os.fsdecode(b"Who is the CEO of \xff ADASpace?"), "--data-dir", data],
         "json": [CEO, "--json", "--data-dir", data],
         "doc": ["Who founded Vivo?", "--json", "--doc", "003", "--data-dir", data],
         "empty": ["", "--data-dir", data],
@@ -42,13 +44,11 @@ def runs(seed_settings, tmp_path_factory):
         "no_index": [CEO, "--data-dir", empty],
         "stdin": ["-", "--json", "--data-dir", data],
         "stdin_bytes": ["-", "--data-dir", data],
-        "argv_bytes": [os.fsdecode(b"Who is the CEO of \xff ADASpace?"), "--data-dir", data],
-        "narrow": ["Who founded Vivo?", "--data-dir", data],
         "verbose_after": [CEO, "--json", "-v", "--data-dir", data],
         "bad_setting": [CEO, "--data-dir", data],
     }
     stdin = {"stdin": b"Who founded Vivo?\n", "stdin_bytes": b"Who is the CEO of \xff\xfe ADASpace?"}
-    extra_env = {"narrow": {"COLUMNS": "80"}, "bad_setting": {"QA_TOP_K": "abc"}}
+    extra_env = {"plain": {"COLUMNS": "80"}, "bad_setting": {"QA_TOP_K": "abc"}}
 
     def run(case: str) -> Run:
         proc = subprocess.run(
@@ -137,7 +137,7 @@ def test_ask_dash_reads_the_question_from_stdin(runs):
     assert data["question"] == "Who founded Vivo?" and data["citations"]
 
 
-@pytest.mark.parametrize("case", ["stdin_bytes", "argv_bytes"])
+@pytest.mark.parametrize("case", ["stdin_bytes", pytest.param("plain", id="argv_bytes")])  # plain's question has one
 def test_bytes_that_are_not_utf8_in_a_question_are_no_traceback(runs, case):
     run = runs[case]
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
@@ -145,7 +145,7 @@ def test_bytes_that_are_not_utf8_in_a_question_are_no_traceback(runs, case):
 
 
 def test_piped_output_is_not_hard_wrapped_and_quotes_keep_their_indent(runs):
-    run = runs["narrow"]
+    run = runs["plain"]  # COLUMNS=80
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert max(len(line) for line in lines) > 80  # one line per paragraph, whatever the width
