@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,44 @@ def make_settings(data_dir: Path, **overrides):
     from bot.config import Settings
 
     return Settings(_env_file=None, data_dir=data_dir, **overrides)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a `qa` run left: exit status, stdout, stderr."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def qa_in_process(args: list[str], env: dict[str, str], cwd, monkeypatch) -> Run:
+    """`qa ...` through typer's CliRunner, as `run()` would call it (global options first).
+
+    `qa ask` ends with os._exit to skip interpreter teardown; here it becomes a normal exit once output is flushed.
+    """
+    from typer.testing import CliRunner
+
+    import bot.cli as cli
+
+    def exit_now(code: int) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        raise SystemExit(code)
+
+    levels = {name: logging.getLogger(name).level for name in ("", *logging.root.manager.loggerDict)}
+    with monkeypatch.context() as m:
+        m.setattr(cli, "_exit_now", exit_now)
+        m.chdir(cwd)  # no .env here
+        for name in [k for k in os.environ if k.startswith(("OPENAI_", "CHROMA_", "QA_"))]:
+            m.delenv(name)
+        result = CliRunner().invoke(cli.app, cli._global_options_first(args), env=env, prog_name="qa")
+    for name, level in levels.items():  # -v and `qa index` tune loggers of this (shared) process
+        logging.getLogger(name or None).setLevel(level)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))  # what a process would print
+    return Run(result.exit_code, result.stdout, stderr)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from index.errors import IndexDamaged, QAError
 from index.lexical import LexicalIndex, fingerprint
 from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, StoredChunk
-from tests.conftest import ROOT, SEEDS, make_settings
+from tests.conftest import ROOT, SEEDS, make_settings, qa_in_process
 
 QA = ROOT / ".venv" / "bin" / "qa"
 COLLECTION = "articles"
@@ -41,10 +41,28 @@ def version_dir(data: Path) -> Path:
     return folder / (folder / "CURRENT").read_text().strip()
 
 
-def qa(*args: str, settings, cwd: Path) -> subprocess.CompletedProcess:
+def qa_env(settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "OPENAI_", "CHROMA_"))}
     env.update(QA_MODEL_CACHE_DIR=str(settings.model_cache_dir), COLUMNS="200")
-    return subprocess.run([str(QA), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=240)
+    return env
+
+
+def qa(*args: str, settings, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(QA), *args], capture_output=True, text=True, env=qa_env(settings), cwd=cwd, timeout=240)
+
+
+def qa_all(*commands: list[str], settings, cwd: Path) -> list[subprocess.CompletedProcess]:
+    """Several independent, read-only `qa` commands at once (this only saves wall time)."""
+    procs = [subprocess.Popen([str(QA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=qa_env(settings), cwd=cwd) for args in commands]
+    try:
+        outputs = [p.communicate(timeout=240) for p in procs]
+        return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(procs, outputs)]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -96,16 +114,17 @@ def test_damaged_bm25_side_is_reported_on_open_and_repaired_by_qa_index(data, en
     assert "Wang Lei" in answer.text
 
 
-def test_the_cli_says_which_command_repairs_the_index(data, seed_settings, tmp_path):
+def test_the_cli_says_which_command_repairs_the_index(data, seed_settings, tmp_path, monkeypatch):
     delete_bm25_files(data)
-    line = one_error_line(qa("ask", "Who is the CEO of ADASpace?", "--data-dir", str(data), settings=seed_settings,
-                             cwd=tmp_path))
+    asked, checked, status = qa_all(["ask", "Who is the CEO of ADASpace?", "--data-dir", str(data)],
+                                    ["index", "--check", "--data-dir", str(data)],
+                                    ["index", "--status", "--data-dir", str(data)], settings=seed_settings, cwd=tmp_path)
+    line = one_error_line(asked)
     assert "BM25" in line and "run `qa index`" in line
-    checked = qa("index", "--check", "--data-dir", str(data), settings=seed_settings, cwd=tmp_path)
     assert checked.returncode == 1 and "damaged: BM25 side" in checked.stdout and "repair: run `qa index`" in checked.stdout
-    status = qa("index", "--status", "--data-dir", str(data), settings=seed_settings, cwd=tmp_path)
     assert status.returncode == 0 and "run `qa index`" in status.stdout
-    fixed = qa("index", str(SEEDS), "--data-dir", str(data), settings=seed_settings, cwd=tmp_path)
+    # The repair itself in this process (the same command; a cold `qa index` spends ~4 s importing its splitter).
+    fixed = qa_in_process(["index", str(SEEDS), "--data-dir", str(data)], qa_env(seed_settings), tmp_path, monkeypatch)
     assert fixed.returncode == 0, fixed.stderr
     checked = qa("index", "--check", "--data-dir", str(data), settings=seed_settings, cwd=tmp_path)
     assert checked.returncode == 0 and checked.stdout.startswith("ok:"), checked.stdout
@@ -154,11 +173,12 @@ def test_a_damaged_vector_index_is_found_on_open_and_calls_for_a_rebuild(tmp_pat
     else:
         (seg / "data_level0.bin").write_bytes(b"\0" * (seg / "data_level0.bin").stat().st_size)
     # Guards against: `qa ask` searched a near-empty vector index, and --status counted every vector.
-    checked = qa("index", "--check", "--data-dir", str(data), settings=seed_settings, cwd=tmp_path)
+    checked, asked = qa_all(["index", "--check", "--data-dir", str(data)],
+                            ["ask", "What is chunk number 7?", "--data-dir", str(data)], settings=seed_settings,
+                            cwd=tmp_path)
     assert checked.returncode == 1 and "damaged: The Chroma store" in checked.stdout, checked.stdout
     assert "repair: run `qa index --rebuild`" in checked.stdout
-    line = one_error_line(qa("ask", "What is chunk number 7?", "--data-dir", str(data), settings=seed_settings,
-                             cwd=tmp_path))
+    line = one_error_line(asked)
     assert "damaged" in line and "qa index --rebuild" in line
 
 
@@ -172,10 +192,15 @@ def test_a_corrupt_chroma_database_is_damage_not_unreachable(data, encoder):
     assert "reach" not in err.value.user_message
 
 
-def test_rebuild_recovers_a_corrupt_store_from_the_recorded_folder(tmp_path, seed_settings):
+def test_rebuild_recovers_a_corrupt_store_from_the_recorded_folder(tmp_path, seed_settings, monkeypatch):
     data = tmp_path / "data"
     corpus = Path(shutil.copytree(SEEDS, tmp_path / "corpus"))
-    assert qa("index", str(corpus), "--data-dir", str(data), settings=seed_settings, cwd=tmp_path).returncode == 0
+    # The first index in this process (the same command); the damaged store is then met by real processes.
+    first = qa_in_process(["index", str(corpus), "--data-dir", str(data)], qa_env(seed_settings), tmp_path, monkeypatch)
+    assert first.returncode == 0, first.stderr
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()  # this process must not keep the store it wrote open
     with open(data / "chroma" / "chroma.sqlite3", "r+b") as fh:
         fh.write(b"garbage" * 20)
     line = one_error_line(qa("index", str(corpus), "--data-dir", str(data), settings=seed_settings, cwd=tmp_path))

@@ -128,16 +128,25 @@ def test_export_key_follows_the_weights_content_not_their_mtime(tmp_path):
     assert _weights_digest(tmp_path) != first
 
 
-def test_first_export_says_one_line_and_nothing_else(tmp_path):
-    """Guards against: a weight-loading progress bar, a transformers TracerWarning and a torch ONNX UserWarning."""
-    import subprocess
-    import sys
-
-    from pathlib import Path
-
+@pytest.fixture(scope="module", autouse=True)
+def first_export(tmp_path_factory):
+    """A first export into an empty cache, in its own process, started with this module so that its ~5 s
+    of torch run beside the other tests (this process leaves the other core mostly idle)."""
+    cache = tmp_path_factory.mktemp("first-export") / "cache"
     code = "import sys; from pathlib import Path; from index.embedding import ensure_onnx; ensure_onnx(Path(sys.argv[1]))"
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True,
-                         timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=SEEDS.parent)
+    yield proc, cache
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()
+
+
+def test_first_export_says_one_line_and_nothing_else(first_export):
+    """Guards against: a weight-loading progress bar, a transformers TracerWarning and a torch ONNX UserWarning."""
+    proc, cache = first_export
+    stdout, stderr = proc.communicate(timeout=300)
+    out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stderr == "preparing the embedding model, one time (a few seconds)...\n" and out.stdout == ""
-    assert len(list((tmp_path / "cache").glob("*.onnx"))) == 1
+    assert len(list(cache.glob("*.onnx"))) == 1

@@ -16,7 +16,7 @@ import pytest
 
 from eval.questions import EvalQuestion, load_questions
 from eval.runner import EXIT_OK, EvalOptions, evaluate, run_questions, summary_of
-from tests.conftest import ROOT, SEEDS, make_settings
+from tests.conftest import ROOT, SEEDS, make_settings, qa_in_process
 from tests.fakes.openai_server import FakeOpenAI, Status
 
 SEED_DOCS = {p.name for p in SEEDS.glob("*.txt")}
@@ -86,26 +86,31 @@ def test_judge_metrics_and_failures_are_counted(seed_pipeline):
     assert Judge.from_settings(make_settings(Path("unused"))) is None  # no LLM configured: no judge
 
 
-def _qa(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("qa")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "bot.cli"]
-    return subprocess.run([*cmd, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
-def test_qa_eval_command_thresholds_outputs_and_compare(seed_settings, tmp_path):
+def test_qa_eval_command_thresholds_outputs_and_compare(seed_settings, tmp_path, monkeypatch):
     questions = tmp_path / "sample.jsonl"
     questions.write_text("".join(json.dumps(q.to_dict()) + "\n" for q in _sample(3, 1)))
     env = {**os.environ, "QA_MODEL_CACHE_DIR": str(seed_settings.model_cache_dir)}
     common = [str(questions), "--data-dir", str(seed_settings.data_dir)]
 
-    impossible = _qa("eval", *common, "--out", str(tmp_path / "a"), "--fail-under", "correctness=1.01",
-                     "--fail-under", "hit@5=0", env=env, cwd=tmp_path)
+    # The missed threshold's exit status 1 from a real process; meanwhile the passing run in this process.
+    exe = Path(sys.executable).with_name("qa")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "bot.cli"]
+    proc = subprocess.Popen([*cmd, "eval", *common, "--out", str(tmp_path / "a"), "--fail-under", "correctness=1.01",
+                             "--fail-under", "hit@5=0"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        trivial = qa_in_process(["eval", *common, "--out", str(tmp_path / "b"), "--fail-under", "pass_rate=0",
+                                 "--fail-under", "hit@5=0"], env, tmp_path, monkeypatch)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    impossible = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     assert impossible.returncode == 1, impossible.stderr
     assert "correctness" in impossible.stdout and "under the threshold 1.01" in impossible.stdout
     assert "hit@5 =" not in impossible.stdout  # only the missed threshold is reported
 
-    trivial = _qa("eval", *common, "--out", str(tmp_path / "b"), "--fail-under", "pass_rate=0",
-                  "--fail-under", "hit@5=0", env=env, cwd=tmp_path)
     assert trivial.returncode == 0, trivial.stderr
     assert "pass_rate" in trivial.stdout and "report.html" in trivial.stdout
     for name in ("results.jsonl", "summary.json", "report.md", "report.html"):

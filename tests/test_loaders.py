@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -354,13 +356,45 @@ def test_clean_text_keeps_lines_that_only_start_like_furniture():
 GOOD = "Good article\n\nThis one loads fine.\n"
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads files whatever their mode")
+# Root reads files whatever their mode, through CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH. As root (CI), the
+# loader runs in a child process that has dropped both from its bounding set and re-executed, so it holds
+# neither: for it, a mode-000 file is as unreadable as for any user.
+LOAD_WITHOUT_DAC_CAPS = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+        sys.exit(f"cannot drop capability {cap}: {os.strerror(ctypes.get_errno())}")
+os.execv(sys.executable, [sys.executable, "-c", sys.argv[1], *sys.argv[2:]])
+"""
+LOAD = r"""
+import json, sys
+from pathlib import Path
+from index.loaders import load_corpus
+caps = [l for l in open("/proc/self/status") if l.startswith("CapEff:")][0].split()[1]
+assert int(caps, 16) & 0b110 == 0, caps  # no CAP_DAC_OVERRIDE (1), no CAP_DAC_READ_SEARCH (2)
+articles, warnings = load_corpus(Path(sys.argv[1]))
+print(json.dumps([[a.doc_id for a in articles], {w.path: w.message for w in warnings}]))
+"""
+
+
+def _load_as_a_user_without_dac_override(root: Path):
+    """by_id(root) in a process that file modes apply to, even when this one runs as root."""
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+        return by_id(root)
+    out = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_DAC_CAPS, LOAD, str(root)], capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ids, warnings = json.loads(out.stdout)
+    return dict.fromkeys(ids), warnings
+
+
 def test_unreadable_file_is_skipped_with_a_warning(tmp_path):
     write(tmp_path, "good.txt", GOOD)
     locked = write(tmp_path, "locked.txt", "Locked\n\nSecret.")
     locked.chmod(0)
     try:
-        docs, warnings = by_id(tmp_path)
+        docs, warnings = _load_as_a_user_without_dac_override(tmp_path)
     finally:
         locked.chmod(0o644)
     assert sorted(docs) == ["good.txt"]

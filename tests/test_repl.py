@@ -6,6 +6,7 @@ naming a seed article, or the abstention line.
 
 from __future__ import annotations
 
+import locale
 import os
 import re
 import socket
@@ -257,22 +258,63 @@ def test_unreachable_chroma_server_prints_one_line_and_keeps_going(spawn, seed_s
     assert repl.exit_code() == 0
 
 
-def run_piped(settings, cwd: Path, text: str, **extra_env: str) -> subprocess.CompletedProcess:
-    """Run `qa chat` with text on stdin (not a terminal), capturing its output."""
+def _piped_env(settings, **extra_env: str) -> dict[str, str]:
     env = chat_env(settings, **extra_env)
     env.pop("COLUMNS")  # piped output must not depend on a terminal width
-    return subprocess.run(
-        [str(QA), "chat", "--data-dir", str(settings.data_dir)], input=text, capture_output=True, text=True,
-        env=env, cwd=cwd, timeout=60,
-    )
+    return env
+
+
+def start_piped(settings, cwd: Path, data: bytes, **extra_env: str) -> subprocess.Popen:
+    """Start `qa chat` with data on stdin (not a terminal); finish_piped collects what it printed."""
+    proc = subprocess.Popen([str(QA), "chat", "--data-dir", str(settings.data_dir)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_piped_env(settings, **extra_env),
+                            cwd=cwd)
+    proc.stdin.write(data)  # small: fits the pipe's buffer
+    proc.stdin.close()
+    proc.stdin = None  # written and closed: communicate() has only the output to read
+    return proc
+
+
+def finish_piped(proc: subprocess.Popen, text: bool = True) -> subprocess.CompletedProcess:
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if text:  # as subprocess.run(text=True) would: the locale's encoding, universal newlines
+        encoding = locale.getpreferredencoding(False)
+        out, err = (b.decode(encoding).replace("\r\n", "\n").replace("\r", "\n") for b in (out, err))
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @pytest.fixture(scope="module")
-def piped(seed_settings, tmp_path_factory) -> subprocess.CompletedProcess:
-    """One piped run shared by two tests; PYTHONPROFILEIMPORTTIME (= -X importtime) logs every import to stderr."""
+def piped_runs(seed_settings, tmp_path_factory) -> dict:
+    """Every piped `qa chat` run of this module, started at once (independent processes: this only saves
+    wall time); each test collects its own. PYTHONPROFILEIMPORTTIME (= -X importtime) logs every import."""
+    runs = {}
     lines = [QUESTION, "/sources", "/nope", "", "In which city was the 2023 Annual Meeting held?"]
-    return run_piped(seed_settings, tmp_path_factory.mktemp("piped"), "\n".join(lines) + "\n",
-                     PYTHONPROFILEIMPORTTIME="1")
+    runs["piped"] = start_piped(seed_settings, tmp_path_factory.mktemp("piped"),
+                                ("\n".join(lines) + "\n").encode(), PYTHONPROFILEIMPORTTIME="1")
+    missing_root = tmp_path_factory.mktemp("errors")
+    missing = make_settings(missing_root / "no-index", model_cache_dir=seed_settings.model_cache_dir)
+    runs["errors"] = start_piped(missing, missing_root, f"{QUESTION}\n{FOLLOW_UP}\n".encode())
+    runs["errors_root"] = missing_root
+    lines = ["help", QUESTION, "clear", "Exit", "Who is the CEO of ADASpace?"]
+    runs["commands"] = start_piped(seed_settings, tmp_path_factory.mktemp("commands"), ("\n".join(lines) + "\n").encode())
+    data = b"Who is the CEO of \xff\xfe ADASpace? \x1b[2J\x1b]0;pwned\x07\n[/yellow] who founded Vivo?\n"
+    runs["bytes"] = start_piped(seed_settings, tmp_path_factory.mktemp("bytes"), data)
+    yield runs
+    for proc in runs.values():
+        if isinstance(proc, subprocess.Popen) and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def piped(piped_runs) -> subprocess.CompletedProcess:
+    """One piped run shared by two tests."""
+    return finish_piped(piped_runs["piped"])
 
 
 def test_piped_questions_get_plain_answers(piped):
@@ -295,19 +337,17 @@ def test_no_torch_on_the_way_to_an_answer(piped):
     assert heavy == []
 
 
-def test_piped_errors_are_one_line_each_on_stderr_and_exit_1(seed_settings, tmp_path):
-    missing = make_settings(tmp_path / "no-index", model_cache_dir=seed_settings.model_cache_dir)
-    result = run_piped(missing, tmp_path, f"{QUESTION}\n{FOLLOW_UP}\n")
+def test_piped_errors_are_one_line_each_on_stderr_and_exit_1(piped_runs):
+    result = finish_piped(piped_runs["errors"])
     assert result.returncode == 1
     assert result.stdout == ""
     errors = result.stderr.splitlines()
     assert len(errors) == 2 and all(e.startswith("error: ") and "index" in e for e in errors), result.stderr
-    assert not (tmp_path / "no-index").exists()  # asking does not create a data dir
+    assert not (piped_runs["errors_root"] / "no-index").exists()  # asking does not create a data dir
 
 
-def test_bare_help_clear_and_exit_are_commands_not_questions(seed_settings, tmp_path):
-    lines = ["help", QUESTION, "clear", "Exit", "Who is the CEO of ADASpace?"]
-    result = run_piped(seed_settings, tmp_path, "\n".join(lines) + "\n")
+def test_bare_help_clear_and_exit_are_commands_not_questions(piped_runs):
+    result = finish_piped(piped_runs["commands"])
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith("Type a question") and "/sources" in out  # help, not an answer about "help"
@@ -315,12 +355,8 @@ def test_bare_help_clear_and_exit_are_commands_not_questions(seed_settings, tmp_
     assert out.count("Sources:") == 1 and "Wang Lei" not in out  # exit stopped before the last question
 
 
-def test_piped_bytes_and_escape_sequences_are_no_traceback(seed_settings, tmp_path):
-    env = chat_env(seed_settings)
-    env.pop("COLUMNS")
-    data = b"Who is the CEO of \xff\xfe ADASpace? \x1b[2J\x1b]0;pwned\x07\n[/yellow] who founded Vivo?\n"
-    result = subprocess.run([str(QA), "chat", "--data-dir", str(seed_settings.data_dir)], input=data,
-                            capture_output=True, env=env, cwd=tmp_path, timeout=60)
+def test_piped_bytes_and_escape_sequences_are_no_traceback(piped_runs):
+    result = finish_piped(piped_runs["bytes"], text=False)
     out, err = result.stdout.decode("utf-8", "replace"), result.stderr.decode("utf-8", "replace")
     assert result.returncode == 0 and "Traceback" not in err, err
     assert out.count("Sources:") + out.count("Closest sources:") == 2 and "\x1b" not in out

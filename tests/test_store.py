@@ -105,12 +105,17 @@ def qa(env: dict, cwd: Path, *args: str, timeout: float = 120) -> subprocess.Com
 
 def qa_parallel(env: dict, cwd: Path, *commands: list[str]) -> list[subprocess.CompletedProcess]:
     """Run several short `qa` commands at once (they are independent; this only saves wall time)."""
+    return qa_jobs(*((env, cwd, args) for args in commands))
+
+
+def qa_jobs(*jobs: tuple[dict, Path, list[str]]) -> list[subprocess.CompletedProcess]:
+    """Run several independent `qa` commands at once, each (env, cwd, args) of its own."""
     procs = [
         subprocess.Popen([str(QA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
-        for args in commands
+        for env, cwd, args in jobs
     ]
     out = []
-    for args, p in zip(commands, procs):
+    for (_, _, args), p in zip(jobs, procs):
         stdout, stderr = p.communicate(timeout=120)
         out.append(subprocess.CompletedProcess([str(QA), *args], p.returncode, stdout, stderr))
     return out
@@ -192,65 +197,74 @@ def test_unreachable_server_is_store_unavailable(tmp_path):
 
 
 # --- through the CLI: qa index / qa index --status / qa ask ---------------------------------------------
-def test_cli_index_status_and_ask_on_both_backends(backend, tmp_path, settings):
-    host, port = backend
-    data = tmp_path / "data"
-    collection = f"cli-{uuid.uuid4().hex[:12]}"
-    env = qa_env(settings, host, port, QA_COLLECTION=collection)
+def test_cli_index_status_and_ask_on_both_backends(chroma_server, tmp_path, settings):
+    """Embedded and server side by side: each step's cold `qa` processes for both backends run at once."""
+    cases = []
+    for host, port in ((None, 8000), chroma_server):
+        root = tmp_path / ("server" if host else "embedded")
+        data = root / "data"
+        collection = f"cli-{uuid.uuid4().hex[:12]}"
+        env = qa_env(settings, host, port, QA_COLLECTION=collection)
+        corpus = root / "corpus"
+        corpus.mkdir(parents=True)
+        for name in ("000_c6868c4dda0e85e6.txt", "003_1c4934fb60e6f169.txt", "004_d4eda17714fa30b5.txt"):
+            shutil.copy(SEEDS / name, corpus / name)
+        (corpus / "notes").mkdir()
+        (corpus / "notes" / "empty.md").write_text("  \n")
+        cases.append((host, port, root, data, collection, env, corpus))
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for name in ("000_c6868c4dda0e85e6.txt", "003_1c4934fb60e6f169.txt", "004_d4eda17714fa30b5.txt"):
-        shutil.copy(SEEDS / name, corpus / name)
-    (corpus / "notes").mkdir()
-    (corpus / "notes" / "empty.md").write_text("  \n")
+    indexed_all = qa_jobs(*((env, root, ["index", str(corpus), "--data-dir", str(data)])
+                            for _, _, root, data, _, env, corpus in cases))
+    totals = []
+    for indexed in indexed_all:
+        assert indexed.returncode == 0, indexed.stdout + indexed.stderr
+        added, updated, removed, unchanged, embedded, total = map(int, SUMMARY.search(indexed.stdout).groups())
+        assert (added, updated, removed, unchanged) == (3, 0, 0, 0) and embedded == total > 3
+        assert "indexed 3/3 files" in indexed.stderr  # non-TTY progress line
+        assert re.search(r"^warning: notes/empty\.md: skipped: empty", indexed.stderr, re.M), indexed.stderr
+        assert not re.search(r"^(DEBUG|INFO)\b", indexed.stderr, re.M), "log noise without --verbose"
+        totals.append(total)
 
-    indexed = qa(env, tmp_path, "index", str(corpus), "--data-dir", str(data))
-    assert indexed.returncode == 0, indexed.stdout + indexed.stderr
-    added, updated, removed, unchanged, embedded, total = map(int, SUMMARY.search(indexed.stdout).groups())
-    assert (added, updated, removed, unchanged) == (3, 0, 0, 0) and embedded == total > 3
-    assert "indexed 3/3 files" in indexed.stderr  # non-TTY progress line
-    assert re.search(r"^warning: notes/empty\.md: skipped: empty", indexed.stderr, re.M), indexed.stderr
-    assert not re.search(r"^(DEBUG|INFO)\b", indexed.stderr, re.M), "log noise without --verbose"
+    jobs = []
+    for _, _, root, data, _, env, _ in cases:
+        jobs += [(env, root, ["index", "--status", "--data-dir", str(data)]),
+                 (env, root, ["ask", "Who is the President of Continental Hope Group?", "--json", "--data-dir", str(data)])]
+    results = qa_jobs(*jobs)
 
-    status, answer = qa_parallel(
-        env, tmp_path,
-        ["index", "--status", "--data-dir", str(data)],
-        ["ask", "Who is the President of Continental Hope Group?", "--json", "--data-dir", str(data)],
-    )
+    for (host, port, root, data, collection, env, corpus), total, status, answer in zip(
+            cases, totals, results[0::2], results[1::2]):
+        assert status.returncode == 0, status.stdout + status.stderr
+        rows = {}
+        for line in status.stdout.splitlines():
+            key, _, value = line.strip().partition("  ")
+            rows[key.strip()] = value.strip()
+        expected_backend = f"chroma server {host}:{port}" if host else f"embedded chroma at {data / 'chroma'}"
+        assert rows["backend"] == expected_backend, status.stdout
+        assert rows["collection"] == collection
+        assert rows["documents"] == "3"
+        assert rows["chunks"] == f"{total} vectors, {total} in BM25"
+        assert rows["embedding model"] == MODEL_NAME
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*", rows["last run"]), status.stdout
+        assert rows["corpus"] == str(corpus.resolve())
 
-    assert status.returncode == 0, status.stdout + status.stderr
-    rows = {}
-    for line in status.stdout.splitlines():
-        key, _, value = line.strip().partition("  ")
-        rows[key.strip()] = value.strip()
-    expected_backend = f"chroma server {host}:{port}" if host else f"embedded chroma at {data / 'chroma'}"
-    assert rows["backend"] == expected_backend, status.stdout
-    assert rows["collection"] == collection
-    assert rows["documents"] == "3"
-    assert rows["chunks"] == f"{total} vectors, {total} in BM25"
-    assert rows["embedding model"] == MODEL_NAME
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*", rows["last run"]), status.stdout
-    assert rows["corpus"] == str(corpus.resolve())
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        result = json.loads(answer.stdout)
+        assert result["retrieved"], result
+        assert result["retrieved"][0]["doc_id"] == "000_c6868c4dda0e85e6.txt", result
+        if not result["abstained"]:
+            assert result["citations"] and result["citations"][0]["doc_id"] == "000_c6868c4dda0e85e6.txt"
 
-    assert answer.returncode == 0, answer.stdout + answer.stderr
-    result = json.loads(answer.stdout)
-    assert result["retrieved"], result
-    assert result["retrieved"][0]["doc_id"] == "000_c6868c4dda0e85e6.txt", result
-    if not result["abstained"]:
-        assert result["citations"] and result["citations"][0]["doc_id"] == "000_c6868c4dda0e85e6.txt"
+        lexical = lexical_folder(data, collection, host, port)
+        assert LexicalIndex.read_meta(lexical).n_chunks == total
+        if host:
+            assert not (data / "chroma").exists(), "the server backend must not write an embedded store"
+            import chromadb
+            from chromadb.config import Settings as ChromaSettings
 
-    lexical = lexical_folder(data, collection, host, port)
-    assert LexicalIndex.read_meta(lexical).n_chunks == total
-    if host:
-        assert not (data / "chroma").exists(), "the server backend must not write an embedded store"
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
-        client = chromadb.HttpClient(host=host, port=port, settings=ChromaSettings(anonymized_telemetry=False))
-        assert client.get_collection(collection).count() == total
-    else:
-        assert (data / "chroma").is_dir()
+            client = chromadb.HttpClient(host=host, port=port, settings=ChromaSettings(anonymized_telemetry=False))
+            assert client.get_collection(collection).count() == total
+        else:
+            assert (data / "chroma").is_dir()
 
 
 def test_unreachable_server_is_one_error_line_and_writes_nothing(tmp_path, settings):
