@@ -297,10 +297,15 @@ def _span_in_bold(answer: Answer) -> str:
     return answer.text.replace(span, f"**{span}**", 1)
 
 
+def answer_mrkdwn(answer: Answer) -> str:
+    """The answer text as Slack mrkdwn, the reader's span in bold."""
+    return to_mrkdwn(_span_in_bold(answer))
+
+
 def answer_blocks(answer: Answer, answer_id: int | str | None = None) -> list[dict]:
     """The whole answer message: text section(s), then `tail_blocks`; never more than 50 blocks."""
     tail = tail_blocks(answer, answer_id)
-    pieces = split_text(to_mrkdwn(_span_in_bold(answer))) or [" "]
+    pieces = split_text(answer_mrkdwn(answer)) or [" "]
     room = MAX_BLOCKS - len(tail)
     if len(pieces) > room:
         pieces = pieces[: room - 1] + [pieces[room - 1][: SECTION_BUDGET - 40] + "\n_(answer cut: too long for Slack)_"]

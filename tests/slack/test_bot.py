@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bot.errors import IndexMissing
+from bot.slack import format as fmt
 from bot.slack.bot import GENERIC_ERROR
 from tests.slack.conftest import (
     BOT_ID,
@@ -219,7 +220,8 @@ def test_streamed_text_that_changed_at_the_end_is_replaced(start_bot, slack_api,
     bot.mention(CEO)
     slack_api.wait_for("chat.stopStream")
     (update,) = slack_api.wait_for("chat.update")
-    assert block_texts(update["args"]["blocks"], "section") == [final]
+    span = seed_pipeline.ask(CEO).span  # the offline answer's span, bold wherever the text holds it
+    assert block_texts(update["args"]["blocks"], "section") == [final.replace(span, f"*{span}*", 1)]
 
 
 def test_falls_back_to_chat_update_once_a_second_without_streaming(start_bot, slack_api, seed_pipeline):
@@ -271,7 +273,7 @@ def test_slack_error_in_the_middle_of_a_stream_finishes_the_answer_with_chat_upd
     *partial, final = slack_api.calls_to("chat.update")
     assert partial and all(c["args"]["ts"] == stream_ts for c in partial + [final])
     assert final["args"]["metadata"]["event_type"] == "qa_answer"
-    assert block_texts(final["args"]["blocks"], "section") == [seed_pipeline.ask(CEO).text]
+    assert block_texts(final["args"]["blocks"], "section") == [fmt.answer_mrkdwn(seed_pipeline.ask(CEO))]
     assert block_texts(final["args"]["blocks"], "context")[0] == "*Sources*"
     assert GENERIC_ERROR not in json.dumps([c["args"] for c in slack_api.calls])
     assert "message_not_in_streaming_state" in caplog.text and "Traceback" not in caplog.text
