@@ -310,8 +310,13 @@ def load_article(path: Path, root: Path, warnings: list[LoadWarning]) -> Article
         return None
     title = _clip_title(" ".join(title.split())) if title else None
     title = title or _title_from_lines(body) or path.stem
-    digest = hashlib.sha256(raw).hexdigest()[:32]
-    return Article(doc_id=rel, title=title, date=find_date(body), text=body, content_hash=digest)
+    date = find_date(body)
+    # The digest covers what the loader made of the file, not only its bytes: a newer loader that reads
+    # a different title, date or text from the same file re-indexes that file (and only that one).
+    h = hashlib.sha256(raw)
+    for part in (title, date or "", body):
+        h.update(b"\0" + part.encode("utf-8", "surrogatepass"))
+    return Article(doc_id=rel, title=title, date=date, text=body, content_hash=h.hexdigest()[:32])
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,18 @@ def test_the_same_file_gets_the_same_id_and_hash_wherever_the_corpus_lives(tmp_p
     assert (a.doc_id, a.content_hash) == (b.doc_id, b.content_hash) == ("sub/a.txt", a.content_hash)
 
 
+def test_a_loader_that_reads_another_title_from_the_same_file_changes_its_hash(tmp_path, monkeypatch):
+    """So an upgrade whose loader reads titles differently re-indexes the files it reads differently."""
+    import index.loaders as loaders
+
+    write(tmp_path, "a.txt", "Srinagar Magazine\n\nDam opens on the river\n\nThe dam opened on Monday.")
+    (before,) = load_corpus(tmp_path)[0]
+    monkeypatch.setattr(loaders, "_title_from_lines", lambda text, *a, **k: "Another title")
+    (after,) = load_corpus(tmp_path)[0]
+    assert after.title == "Another title" != before.title
+    assert after.content_hash != before.content_hash
+
+
 def test_hidden_files_and_folders_are_skipped(tmp_path):
     """Editor/VCS leftovers must not become duplicate articles (e.g. Jupyter's checkpoint copies)."""
     write(tmp_path, "story.txt", "Story\n\nThe real article.")
