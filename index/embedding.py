@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 DIMENSION = 384
+# Word pieces per forward pass. Attention memory grows with batch x width^2: 64 chunks of 256 word pieces
+# took ONNX Runtime to ~1.4 GB peak, 16 of them to ~0.5 GB, at the same throughput on 2 cores
+# (bench/embed_memory.py). Short texts (questions, sentences) still batch widely.
+BATCH_TOKENS = 4096
 _EXPORT_LOCK = threading.Lock()
 
 
@@ -159,6 +163,7 @@ class MiniLMEncoder:
         texts: list[str],
         batch_size: int = 64,
         spans: list[list[tuple[int, int]]] | None = None,
+        batch_tokens: int | None = None,
     ) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
         """Unit-length float32 vectors, one row per text.
 
@@ -166,7 +171,9 @@ class MiniLMEncoder:
         the mean of the span's contextual token states ("late chunking"). They come from the same
         forward pass, so sentence vectors cost nothing extra at index time, and on the seed question
         set they pick the answer sentence more often than embedding each sentence alone (47 vs 42 of 62).
+        A batch holds at most `batch_size` texts and `batch_tokens` (default BATCH_TOKENS) padded word pieces.
         """
+        batch_tokens = batch_tokens or BATCH_TOKENS
         if not texts:
             empty = np.zeros((0, DIMENSION), dtype=np.float32)
             return (empty, []) if spans is not None else empty
@@ -175,9 +182,12 @@ class MiniLMEncoder:
         order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
         span_out: list[np.ndarray] = [None] * len(texts) if spans is not None else []  # type: ignore[list-item]
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = max(len(encodings[i].ids) for i in idx)
+        start = 0
+        while start < len(order):
+            # Longest first, so the batch's first text sets its width and thus how many fit the budget.
+            width = len(encodings[order[start]].ids)
+            idx = order[start : start + max(1, min(batch_size, batch_tokens // max(width, 1)))]
+            start += len(idx)
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
