@@ -6,6 +6,7 @@ Slack, the REPL and evaluation are thin adapters around `Pipeline.ask` / `Pipeli
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -190,7 +191,8 @@ class Pipeline:
     def check(self, question: Question | str) -> Question:
         """The question as a Question, or BadQuestion when it is empty or too long."""
         q = Question(question) if isinstance(question, str) else question
-        text = q.text.strip() if isinstance(q.text, str) else ""
+        # NFC, as articles are stored: a decomposed accent would miss the composed one in the text.
+        text = unicodedata.normalize("NFC", q.text).strip() if isinstance(q.text, str) else ""
         if not text:
             raise BadQuestion("Please ask a question: it was empty.")
         if len(text) > self.options.max_question_chars:

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -303,8 +304,10 @@ def load_article(path: Path, root: Path, warnings: list[LoadWarning]) -> Article
         warnings.append(LoadWarning(rel, f"skipped: not text in a language ({why})"))
         return None
     # Escape sequences in an article must never reach a terminal, a Slack message or a report.
-    title = strip_control(title) if title else None
-    body = clean_text(strip_control(body))
+    # NFC: files written with decomposed accents ("e" + U+0301) would otherwise never match a question
+    # typed with the composed letter, lexically or as a substring of the answer.
+    title = strip_control(unicodedata.normalize("NFC", title)) if title else None
+    body = clean_text(strip_control(unicodedata.normalize("NFC", body)))
     if not body.strip():
         warnings.append(LoadWarning(rel, "skipped: empty file"))
         return None

@@ -655,3 +655,11 @@ def test_escape_sequences_in_articles_are_removed_at_load_time(tmp_path):
     assert docs["b.html"].title == "Bad title" and "Hidden text here." in docs["b.html"].text
     for doc in docs.values():
         assert not any(ord(ch) < 32 and ch not in "\n\t" for ch in doc.title + doc.text)
+
+
+def test_decomposed_accents_are_composed_at_load_time(tmp_path):
+    """A file written in NFD ("e" + U+0301) must match a question typed with the composed letter."""
+    write(tmp_path, "a.txt", "Euge\u0301nie's crown found\n\nThe crown of Empress Euge\u0301nie was found outside.")
+    docs, _ = by_id(tmp_path)
+    assert docs["a.txt"].title == "Eug\u00e9nie's crown found"
+    assert "Empress Eug\u00e9nie was" in docs["a.txt"].text and "\u0301" not in docs["a.txt"].text

@@ -48,6 +48,10 @@ def test_check_accepts_the_limit_and_strips(seed_pipeline):
     assert isinstance(q, Question) and q.text == "Who founded Vivo?"
 
 
+def test_check_composes_decomposed_accents_as_articles_are_stored(seed_pipeline):
+    assert seed_pipeline.check("Who owned Euge\u0301nie's crown?").text == "Who owned Eug\u00e9nie's crown?"
+
+
 def test_ask_checks_the_question_too(seed_pipeline):
     with pytest.raises(BadQuestion):
         seed_pipeline.ask("   ")
