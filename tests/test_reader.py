@@ -104,6 +104,30 @@ def test_answer__threshold_decides_between_answering_and_abstaining(answerer):
     assert not lenient.answer(q, chunks).abstained
 
 
+def test_answer__two_things_in_one_chunk_get_two_cited_sentences(answerer):
+    chunk = _chunk("Judge Maria Lopez was elected to the county court in 2016 after a close race. "
+                   "She hears civil cases in the east wing. Her term expires in 2028.", "court.txt")
+    q = "When was Judge Lopez elected to the county court, and when does her term end?"
+    a = answerer.answer(q, [chunk])
+    assert not a.abstained and [int(n) for n in MARKER.findall(a.text)] == [1, 2]
+    assert "2016" in a.text and "2028" in a.text
+    assert [c.doc_id for c in a.citations] == ["court.txt", "court.txt"]
+    assert a.citations[0].quote != a.citations[1].quote
+    # One question, one thing: one sentence, however many the chunk could offer.
+    one = answerer.answer("When was Judge Lopez elected to the county court?", [chunk])
+    assert [int(n) for n in MARKER.findall(one.text)] == [1] and "2028" not in one.text
+
+
+def test_answer__a_second_part_never_trims_the_first(answerer):
+    long = ("From a tide pool in the national park, along the coast of the northern state, far from any town or "
+            "harbour and well past the end of the road, the first case of the disease was reported in June 2013.")
+    chunk = _chunk(long + " Soon, animals fell ill in Sitka, then off the coast of British Columbia.", "sea.txt")
+    lenient = ReaderAnswerer(answerer.reader, threshold=-50)
+    a = lenient.answer("Where and when was the first case of the disease reported?", [chunk])
+    first = a.text.split(" [1]")[0]
+    assert "2013" in first and len(first.split()) >= min(len(long.split()), MAX_WORDS) - 1
+
+
 def test_answer__reads_only_max_chunks(answerer):
     filler = _chunk("Nothing relevant is said in this passage about anything.", "filler.txt")
     gold = _chunk("The treaty was signed by 42 countries in Vienna.", "treaty.txt")

@@ -16,7 +16,7 @@ from bot.answer import ABSTAIN_TEXT
 from bot.answer.span_reader import Span, SpanReader
 from bot.types import Answer, Chunk, Citation
 
-MAX_WORDS = 35  # the goal is a median answer <= 40 words; two-part answers get half each
+MAX_WORDS = 35  # the goal is a median answer <= 40 words; a two-part answer's second part gets half
 # "How many X and how many Y", "who won and by how much": two question words joined by "and",
 # or "and" followed by a second wh-phrase ("..., and out of how many?").
 _TWO_THINGS = re.compile(
@@ -149,9 +149,14 @@ class ReaderAnswerer:
                 if other_sentence and f.chunk.doc_id == best.chunk.doc_id and f.span.margin >= self.threshold:
                     picked.append(f)
                     break
-        budget = self.max_words if len(picked) == 1 else self.max_words // 2
+            else:
+                second = self.second_in_chunk(question, best)
+                if second is not None:
+                    picked.append(second)
+        # A second sentence never takes words from the first answer: it gets half a budget of its own.
+        budgets = [self.max_words, self.max_words // 2]
         citations, parts = [], []
-        for f in picked:
+        for f, budget in zip(picked, budgets):
             n = len(citations) + 1
             citations.append(Citation(n, f.chunk.doc_id, f.chunk.title, f.chunk.date, f.sentence, f.chunk.id,
                                       round(f.span.margin, 4)))
@@ -162,6 +167,24 @@ class ReaderAnswerer:
         best = found[0]
         return Answer(question=question, text=" ".join(parts), citations=tuple(citations), mode=self.mode,
                       retrieved=tuple(chunks), span=best.chunk.text[best.span.start : best.span.end])
+
+    def second_in_chunk(self, question: str, best: Found) -> Found | None:
+        """The best span of best's chunk outside best's sentence, when it clears the threshold.
+
+        The reader keeps one span per chunk, and the two things a question asks for often sit in
+        neighbouring sentences of one chunk ("elected in 2016 ... her term ends in 2028"); one more read
+        of that chunk, with the first answer's sentence blocked, finds the second.
+        """
+        chunk = best.chunk
+        blocked = [*heading_ranges(chunk), (best.sent_start, best.sent_end)]
+        spans = self.reader.read(question, [chunk.text], [blocked])
+        if not spans or spans[0].margin < self.threshold:
+            return None
+        sp = spans[0]
+        a, b = sentence_bounds(chunk, sp.start, sp.end)
+        if a < best.sent_end and b > best.sent_start:  # a sentence split the reader's span across
+            return None
+        return Found(chunk, Span(best.span.passage, sp.start, sp.end, sp.score, sp.null), a, b, best.rank)
 
     def _abstain(self, question: str, chunks: Sequence[Chunk], found: list[Found]) -> Answer:
         """The abstention, with the closest sources (at most 3 articles) for the reader to check."""
