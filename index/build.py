@@ -33,6 +33,8 @@ ENCODE_SLICE = 512  # chunks encoded at once: bounds memory however large one ar
 # Texts are split in pieces of at most this many characters (at a paragraph, line or sentence end):
 # the sentence tokenizer's regular expressions have a time limit, and a 15 MB paragraph exceeds it.
 PIECE_CHARS = 50_000
+# Articles longer than this are chunked and written a slice at a time (two splitting passes, see stream).
+STREAM_CHARS = 500_000
 _ABBREV_END = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Gen|Gov|Sen|Rep|St|Jr|Sr|No|Co|Inc|Corp|Ltd|Dept|Univ|vs)\.$")
 
 
@@ -125,42 +127,51 @@ class Chunker:
             words = words[: max(1, len(words) * 3 // 4)] if len(words) > 1 else []
         return " ".join(words)
 
-    def split_one(self, article: Article) -> list[tuple[StoredChunk, str, list[tuple[int, int]]]]:
-        """Chunks of one article, each with the text to embed (title + chunk, as LlamaIndex formats it)
-        and its sentences' character ranges within that text."""
+    def _nodes(self, article: Article) -> Iterator[tuple[int, str, str]]:
+        """(offset in the article, chunk text, text to embed) of each chunk, one bounded piece at a time."""
         from llama_index.core import Document
         from llama_index.core.schema import MetadataMode
 
         title = self.embed_title(article.title)
-        nodes: list[tuple[int, object]] = []  # (offset of the node's text in the article, node)
         for offset, piece in pieces(article.text):
             doc = Document(text=piece, id_=article.doc_id, metadata={"title": title} if title else {})
             for node in self.splitter.get_nodes_from_documents([doc]):
                 start = node.start_char_idx if node.start_char_idx is not None else piece.find(node.text)
-                nodes.append((offset + max(start, 0), node))
-        out: list[tuple[StoredChunk, str, list[tuple[int, int]]]] = []
-        for i, (start, node) in enumerate(nodes):
-            chunk = StoredChunk(
-                id=f"{article.doc_id}#{i}",
-                doc_id=article.doc_id,
-                title=article.title,
-                date=article.date,
-                text=node.text,
-                start=start,
-                end=start + len(node.text),
-                position=i,
-                n_chunks=len(nodes),
-                doc_hash=article.content_hash,
-                sentences=self.sentence_spans(node.text),
-            )
-            embed_text = node.get_content(metadata_mode=MetadataMode.EMBED)
-            base = embed_text.rfind(node.text)
-            spans = [
-                (base + int(a), base + int(b))
-                for a, b in (p.split("-") for p in chunk.sentences.split(",") if p)
-            ]
-            out.append((chunk, embed_text, spans))
-        return out
+                yield offset + max(start, 0), node.text, node.get_content(metadata_mode=MetadataMode.EMBED)
+
+    def _chunk(self, article: Article, i: int, n: int, start: int, text: str,
+               embed_text: str) -> tuple[StoredChunk, str, list[tuple[int, int]]]:
+        chunk = StoredChunk(
+            id=f"{article.doc_id}#{i}",
+            doc_id=article.doc_id,
+            title=article.title,
+            date=article.date,
+            text=text,
+            start=start,
+            end=start + len(text),
+            position=i,
+            n_chunks=n,
+            doc_hash=article.content_hash,
+            sentences=self.sentence_spans(text),
+        )
+        base = embed_text.rfind(text)
+        spans = [(base + int(a), base + int(b)) for a, b in (p.split("-") for p in chunk.sentences.split(",") if p)]
+        return chunk, embed_text, spans
+
+    def split_one(self, article: Article) -> list[tuple[StoredChunk, str, list[tuple[int, int]]]]:
+        """Chunks of one article, each with the text to embed (title + chunk, as LlamaIndex formats it)
+        and its sentences' character ranges within that text."""
+        nodes = list(self._nodes(article))
+        return [self._chunk(article, i, len(nodes), *node) for i, node in enumerate(nodes)]
+
+    def count(self, article: Article) -> int:
+        """How many chunks split_one would give, holding none of them."""
+        return sum(1 for _ in self._nodes(article))
+
+    def iter_split(self, article: Article, n: int) -> Iterator[tuple[StoredChunk, str, list[tuple[int, int]]]]:
+        """split_one's chunks one at a time, for an article of n chunks (from `count`)."""
+        for i, node in enumerate(self._nodes(article)):
+            yield self._chunk(article, i, n, *node)
 
     def split(self, articles: Sequence[Article]) -> list[tuple[StoredChunk, str, list[tuple[int, int]]]]:
         """Chunks of the articles in order (see split_one)."""
@@ -336,8 +347,27 @@ def _build(
     written = 0
     group: list[Article] = []
 
+    def write(part: list[tuple[StoredChunk, str, list[tuple[int, int]]]]) -> None:
+        nonlocal written
+        vectors, sentence_vectors = encoder.encode(
+            [text for _, text, _ in part], batch_size=batch_size, spans=[s for _, _, s in part]
+        )
+        # Sentence vectors first: a chunk in the store always has them.
+        sentvecs.put([c.id for c, _, _ in part], sentence_vectors)
+        store.upsert([c for c, _, _ in part], vectors, root=scope)
+        written += len(part)
+        progress.chunks_done = written
+
+    def skipped(a: Article, exc: Exception) -> None:
+        nonlocal added, updated
+        log.debug("splitting %s failed", a.doc_id, exc_info=True)
+        warnings.append(LoadWarning(a.doc_id, f"skipped: could not be split into chunks ({type(exc).__name__})"))
+        if a.doc_id in states:
+            updated -= 1
+        else:
+            added -= 1
+
     def flush() -> None:
-        nonlocal written, added, updated
         parts: list[tuple[StoredChunk, str, list[tuple[int, int]]]] = []
         ok: list[Article] = []
         for a in group:
@@ -345,31 +375,54 @@ def _build(
                 parts += chunker.split_one(a)
                 ok.append(a)
             except Exception as exc:  # noqa: BLE001 - one bad article never aborts the run
-                log.debug("splitting %s failed", a.doc_id, exc_info=True)
-                warnings.append(LoadWarning(a.doc_id, f"skipped: could not be split into chunks ({type(exc).__name__})"))
-                if a.doc_id in states:
-                    updated -= 1
-                else:
-                    added -= 1
+                skipped(a, exc)
         # Delete first, then write: a kill in between leaves the article absent, which the next run adds.
         store.delete_docs([a.doc_id for a in ok if a.doc_id in states])
         for start in range(0, len(parts), ENCODE_SLICE):
-            part = parts[start : start + ENCODE_SLICE]
-            vectors, sentence_vectors = encoder.encode(
-                [text for _, text, _ in part], batch_size=batch_size, spans=[s for _, _, s in part]
-            )
-            # Sentence vectors first: a chunk in the store always has them.
-            sentvecs.put([c.id for c, _, _ in part], sentence_vectors)
-            store.upsert([c for c, _, _ in part], vectors, root=scope)
-            written += len(part)
-            progress.chunks_done = written
+            write(parts[start : start + ENCODE_SLICE])
         progress.docs_done += len(group)
         group.clear()
         if on_progress:
             on_progress(progress)
 
+    def stream(a: Article) -> None:
+        """A long article chunked, embedded and written a slice at a time: its chunks are never all held
+        at once (an 18.9 MiB file is ~26,000 chunks; holding them took the build past 1 GB)."""
+        try:
+            n = chunker.count(a)  # first pass: every chunk records how many its article has
+        except Exception as exc:  # noqa: BLE001 - one bad article never aborts the run
+            skipped(a, exc)
+        else:
+            store.delete_docs([a.doc_id] if a.doc_id in states else [])
+            part: list[tuple[StoredChunk, str, list[tuple[int, int]]]] = []
+            chunks = chunker.iter_split(a, n)
+            while True:
+                try:
+                    item = next(chunks)
+                except StopIteration:
+                    break
+                except Exception as exc:  # noqa: BLE001 - the second pass failed where the first did not
+                    store.delete_docs([a.doc_id])  # no partial article left behind
+                    skipped(a, exc)
+                    part = []
+                    break
+                part.append(item)
+                if len(part) == ENCODE_SLICE:
+                    write(part)
+                    part = []
+                    if on_progress:
+                        on_progress(progress)
+            if part:
+                write(part)
+        progress.docs_done += 1
+        if on_progress:
+            on_progress(progress)
+
     est = 0
     for a in todo:
+        if len(a.text) > STREAM_CHARS:
+            stream(a)
+            continue
         group.append(a)
         est += max(1, len(a.text) // (chunk_size * 3))  # rough chunks per article, to size groups
         if est >= GROUP_CHUNKS:

@@ -571,6 +571,47 @@ def test_a_large_article_is_chunked_in_bounded_pieces_with_exact_offsets(tmp_pat
     assert not text[parts[-1][0].end :].strip()
 
 
+def test_long_articles_are_streamed_a_slice_at_a_time_into_the_same_index(corpus, tmp_path, encoder, monkeypatch):
+    """Above STREAM_CHARS an article is chunked twice (count, then write slice by slice) instead of held whole;
+    the index must be exactly what the all-at-once path builds: same ids, texts, n_chunks, vectors."""
+    from index import build
+
+    run(corpus, tmp_path / "whole", encoder)
+    whole = assert_index_matches_corpus(tmp_path / "whole", corpus, encoder)
+    docs = {c.doc_id for c in whole.values()}
+    monkeypatch.setattr(build, "STREAM_CHARS", 1000)  # every seed article streams
+    monkeypatch.setattr(build, "ENCODE_SLICE", 5)  # several slices per article
+    held = []
+    real = build.Chunker.split_one
+    monkeypatch.setattr(build.Chunker, "split_one", lambda self, a: held.append(a.doc_id) or real(self, a))
+    report = run(corpus, tmp_path / "streamed", encoder)
+    assert held == [] and report.added == len(docs) > 1
+    streamed = assert_index_matches_corpus(tmp_path / "streamed", corpus, encoder)
+    assert streamed == whole
+    a, b = vectors(tmp_path / "whole", encoder, sorted(whole)), vectors(tmp_path / "streamed", encoder, sorted(whole))
+    assert all(float(a[i] @ b[i]) > 0.9999 for i in whole)
+
+
+def test_a_streamed_article_that_fails_midway_is_skipped_whole(corpus, tmp_path, encoder, monkeypatch):
+    from index import build
+
+    monkeypatch.setattr(build, "STREAM_CHARS", 1000)
+    monkeypatch.setattr(build, "ENCODE_SLICE", 2)
+    real = build.Chunker.iter_split
+    victim = sorted(p.name for p in corpus.glob("*.txt"))[0]
+
+    def iter_split(self, article, n):
+        for i, item in enumerate(real(self, article, n)):
+            if article.doc_id == victim and i == 5:
+                raise ValueError("splitter gave up")
+            yield item
+
+    monkeypatch.setattr(build.Chunker, "iter_split", iter_split)
+    report = run(corpus, tmp_path / "data", encoder)
+    assert [(w.path, "could not be split" in w.message) for w in report.warnings] == [(victim, True)]
+    assert victim not in {c.doc_id for c in stored(tmp_path / "data", encoder).values()}
+
+
 BIG_SPLIT = r"""
 import resource, sys, time
 from pathlib import Path
