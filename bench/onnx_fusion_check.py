@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from index.embedding import MiniLMEncoder, onnx_path
 
     settings = load_settings()
-    ds = prepare("realtimeqa-2026", Path(tempfile.gettempdir()) / "qa-onnx-fusion", limit=100)
+    ds = prepare("realtimeqa-2026", Path(tempfile.gettempdir()) / "qa-onnx-fusion", settings.shared_data_dir, limit=100)
     texts: list[str] = []
     for f in sorted(ds.corpus_dir.rglob("*.txt")):
         t = f.read_text(encoding="utf-8", errors="replace")

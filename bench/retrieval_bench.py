@@ -66,6 +66,17 @@ RUN = ROOT  # per-run work files (question files, per-question rows): ROOT/<resu
 COLLECTION = "articles"
 LLAMA_COLLECTION = "llamaindex"
 SYSTEMS = ("llamaindex", "bm25s", "project")
+PRECISION = "float32"  # of this project's embedding (--precision); int8 indexes are cached apart
+
+
+def project_name() -> str:
+    """The cache folder (and build record stem) of this project's index at the chosen precision."""
+    return "project" if PRECISION == "float32" else f"project-{PRECISION}"
+
+
+def project_env() -> dict:
+    """Extra environment of this project's workers: the embedding precision they build and query with."""
+    return {"QA_EMBED_PRECISION": PRECISION}
 LABEL = {"llamaindex": "P1 LlamaIndex default", "bm25s": "P2 bm25s", "project": "this project (qa)"}
 
 
@@ -123,8 +134,8 @@ def corpus_digest(corpus: Path) -> tuple[str, int]:
 def ensure_side(name: str, side: str, corpus: Path, digest: str, rebuild: bool) -> dict:
     """Build one side's index for a corpus (or reuse the cached one); returns its build record."""
     root = CACHE / name
-    target = root / ("project" if side == "project" else "llamaindex_chroma")
-    meta_path = root / f"{side}.build.json"
+    target = root / (project_name() if side == "project" else "llamaindex_chroma")
+    meta_path = root / f"{project_name() if side == 'project' else side}.build.json"
     if not rebuild and meta_path.exists() and target.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("digest") == digest:
@@ -137,7 +148,8 @@ def ensure_side(name: str, side: str, corpus: Path, digest: str, rebuild: bool) 
     load0 = os.getloadavg()[0]
     if side == "project":
         code = code_digest(f"project-build {name}")
-        res = run_worker("project-build", str(corpus), str(target), COLLECTION, log=LOG)
+        res = run_worker("project-build", str(corpus), str(target), COLLECTION, log=LOG, env=project_env())
+        res["precision"] = PRECISION
         res["code_digest"] = code
     else:
         res = run_rworker("llama-build", str(corpus), str(target), LLAMA_COLLECTION)
@@ -285,7 +297,7 @@ def part_quality(name: str, ds, questions: list, args, results: dict, answer: bo
     print(f"[{name}] corpus {corpus} ({nfiles} documents, digest {digest}); {len(questions)} questions", flush=True)
     builds = {side: ensure_side(ds.collection, side, corpus, digest, args.rebuild) for side in ("project", "llamaindex")}
     qpath = qfile(name, questions)
-    project_dir = CACHE / ds.collection / "project"
+    project_dir = CACHE / ds.collection / project_name()
     llama_dir = CACHE / ds.collection / "llamaindex_chroma"
     k, w = str(args.k), str(args.warmup)
     raw = {}
@@ -294,7 +306,8 @@ def part_quality(name: str, ds, questions: list, args, results: dict, answer: bo
     print("  P2 queries ...", flush=True)
     raw["bm25s"] = run_rworker("bm25-query", str(project_dir), COLLECTION, str(qpath), k, w)
     print(f"  qa queries{' + answers' if answer else ''} ...", flush=True)
-    raw["project"] = run_rworker("project-query", str(project_dir), COLLECTION, str(qpath), k, w, "1" if answer else "0")
+    raw["project"] = run_rworker("project-query", str(project_dir), COLLECTION, str(qpath), k, w, "1" if answer else "0",
+                                 env=project_env())
     gold = {q.id: q.gold_docs for q in questions}
     summary = {side: summarize(raw[side], gold) for side in SYSTEMS}
     # Recall at an equal amount of text: for each question, the units of P2 / qa whose cumulative
@@ -357,7 +370,7 @@ def part_scale(datasets: dict, args, results: dict) -> None:
     digest, nfiles = corpus_digest(corpus)
     print(f"[scale] corpus {corpus} ({nfiles} documents: RealTime QA 2025 + 2026 + SQuAD; digest {digest})", flush=True)
     build = ensure_side(tag, "project", corpus, digest, args.rebuild)
-    data_dir = CACHE / tag / "project"
+    data_dir = CACHE / tag / project_name()
     rng = random.Random(0)
     half = args.scale_questions // 2
     rtqa_pool = datasets["rtqa2025"].questions + datasets["rtqa2026"].questions
@@ -366,7 +379,7 @@ def part_scale(datasets: dict, args, results: dict) -> None:
     rng.shuffle(sample)
     qpath = qfile("scale", sample)
     print(f"  qa latency over {len(sample)} questions ...", flush=True)
-    res = run_rworker("project-scale", str(data_dir), COLLECTION, str(qpath), str(args.warmup))
+    res = run_rworker("project-scale", str(data_dir), COLLECTION, str(qpath), str(args.warmup), env=project_env())
     summary = {"retrieve_p50_ms": percentile(res["retrieve_ms"], 50), "retrieve_p95_ms": percentile(res["retrieve_ms"], 95),
                "ask_p50_ms": percentile(res["ask_ms"], 50), "ask_p95_ms": percentile(res["ask_ms"], 95),
                "query_peak_rss_bytes": res["peak_rss_bytes"], "questions": len(sample),
@@ -509,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
                     "thread (OMP_NUM_THREADS=1) over this many questions (0 = skip; default 200)")
     ap.add_argument("--report-from", type=Path, default=None, help="only re-render the tables and the plot of a "
                     "finished run's JSON (no measurement)")
+    ap.add_argument("--precision", choices=("float32", "int8"), default="float32",
+                    help="this project's embedding precision (QA_EMBED_PRECISION); int8 indexes and results are kept apart")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the cached indexes (so build figures are measured)")
     ap.add_argument("--json", type=Path, default=None, help="result file (default bench/out/retrieval/retrieval_bench[_limited].json)")
     ap.add_argument("--plot", type=Path, default=None, help="PNG (default docs/img/quality_vs_latency.png for a full run)")
@@ -517,8 +532,12 @@ def main(argv: list[str] | None = None) -> int:
     args.rtqa_limit = args.limit if args.rtqa_limit is None else args.rtqa_limit
     limited = bool(args.squad_limit or args.rtqa_limit)  # a --squad-sample run is still a full run
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    json_path = args.json or ROOT / ("retrieval_bench_limited.json" if limited else "retrieval_bench.json")
-    plot_path = args.plot or (ROOT / "quality_vs_latency_limited.png" if limited else REPO / "docs" / "img" / "quality_vs_latency.png")
+    global PRECISION
+    PRECISION = args.precision
+    tag = "" if PRECISION == "float32" else f"_{PRECISION}"
+    json_path = args.json or ROOT / (f"retrieval_bench{tag}_limited.json" if limited else f"retrieval_bench{tag}.json")
+    plot_path = args.plot or (ROOT / f"quality_vs_latency{tag}_limited.png" if limited or tag
+                              else REPO / "docs" / "img" / "quality_vs_latency.png")
     command = "python bench/retrieval_bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.report_from:
         data = json.loads(args.report_from.read_text())
@@ -532,19 +551,21 @@ def main(argv: list[str] | None = None) -> int:
     RUN = ROOT / json_path.stem
     RUN.mkdir(parents=True, exist_ok=True)
 
+    from bot.config import Settings
     from eval.datasets import prepare
 
+    source = Settings(_env_file=None).shared_data_dir
     info = machine()
     t_all = time.perf_counter()
     ROOT.mkdir(parents=True, exist_ok=True)
     print(f"preparing datasets under {DATA} ...", flush=True)
     datasets = {}
     if parts & {"squad", "scale"}:
-        datasets["squad"] = prepare("squad", DATA, limit=args.squad_limit or None)
+        datasets["squad"] = prepare("squad", DATA, source, limit=args.squad_limit or None)
     if parts & {"rtqa", "scale"}:
-        datasets["rtqa2026"] = prepare("realtimeqa-2026", DATA, limit=args.rtqa_limit or None)
+        datasets["rtqa2026"] = prepare("realtimeqa-2026", DATA, source, limit=args.rtqa_limit or None)
     if "scale" in parts:
-        datasets["rtqa2025"] = prepare("realtimeqa-2025", DATA, limit=args.rtqa_limit or None)
+        datasets["rtqa2025"] = prepare("realtimeqa-2025", DATA, source, limit=args.rtqa_limit or None)
     for key, ds in datasets.items():
         print(f"  {key}: {ds.n_docs} documents, {len(ds.questions)} questions ({ds.collection})", flush=True)
 

@@ -155,7 +155,16 @@ def index(
         elif rebuild:
             _rebuild_index(settings, directory, follow_symlinks)
         else:
-            _run_index(settings, _corpus_dir(settings, directory), replace, follow_symlinks)
+            folder = _corpus_dir(settings, directory)
+            indexer = _indexer(settings)
+            old = indexer.embedded_with()
+            if old is not None and old != indexer.model:
+                # One collection never holds vectors of two embeddings: embed every article again.
+                _err_console().print(f"the index was embedded with {old}; the settings ask for {indexer.model}: "
+                                     "embedding every article again", markup=False, soft_wrap=True)
+                _rebuild_index(settings, folder, follow_symlinks, keep_others=not replace)
+            else:
+                _run_index(settings, folder, replace, follow_symlinks)
     except KeyboardInterrupt:
         typer.secho("interrupted: the index keeps every article written so far; run the same `qa index` "
                     "again to resume.", err=True)
@@ -247,17 +256,23 @@ def _run_index(settings, directory: Path, replace: bool = False, follow_symlinks
     print(report.summary())
 
 
-def _rebuild_index(settings, directory: Optional[Path], follow_symlinks: bool) -> None:
-    """Delete the collection and its BM25 side, then index the folders it was made from (or directory)."""
+def _rebuild_index(settings, directory: Optional[Path], follow_symlinks: bool, keep_others: bool = False) -> None:
+    """Delete the collection and its BM25 side, then index the folders it was made from (or directory).
+
+    keep_others: index the recorded folders and directory too (an embedding change must not drop articles).
+    """
     from index.errors import CorpusMissing
 
     indexer = _indexer(settings)
     status = indexer.status()
+    recorded = status.get("corpora") or ([status["corpus"]] if status.get("corpus") else [])
+    recorded = [Path(p) for p in recorded if isinstance(p, str)]
     if directory is not None:
         sources = [directory]
+        if keep_others:
+            sources = [p for p in recorded if p.resolve() != directory.resolve()] + sources
     else:
-        recorded = status.get("corpora") or ([status["corpus"]] if status.get("corpus") else [])
-        sources = [Path(p) for p in recorded if isinstance(p, str)] or [_corpus_dir(settings, None)]
+        sources = recorded or [_corpus_dir(settings, None)]
     for src in sources:
         if not src.exists():
             raise CorpusMissing(f"Cannot rebuild from {src}: it is gone. Run `qa index --rebuild DIR` with the "
@@ -278,7 +293,7 @@ def _check_index(settings) -> int:
 
     indexer = _indexer(settings)
     try:
-        store = indexer.open_store(verify=False)
+        store = indexer.open_store(verify=False, check_model=False)
         problems = check_index(store, indexer.lexical_dir, thorough=True)
         count = store.count()
     except IndexDamaged as exc:
@@ -304,7 +319,7 @@ def _print_status(settings) -> None:
     from index.lexical import LexicalIndex
 
     indexer = _indexer(settings)
-    store = indexer.open_store(verify=False)
+    store = indexer.open_store(verify=False, check_model=False)
     meta = LexicalIndex.read_meta(indexer.lexical_dir)
     status = indexer.status()
     problems = check_index(store, indexer.lexical_dir)
@@ -317,7 +332,7 @@ def _print_status(settings) -> None:
         ("documents", str(meta.n_docs if meta else "?")),
         ("chunks", f"{store.count()} vectors, {meta.n_chunks if meta else 0} in BM25"),
         ("health", health),
-        ("embedding model", status.get("embedding_model", store.model_name)),
+        ("embedding model", store.recorded_model),
         ("last run", status.get("last_run", "never")),
         ("corpus", ", ".join(status.get("corpora") or [status.get("corpus", "?")])),
     ]

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     chunk_size: int = Field(200, gt=16, le=256, description="tokens of the embedding model per chunk")
     chunk_overlap: int = Field(32, ge=0)
     embed_batch_size: int = Field(64, gt=0)
+    embed_precision: Literal["float32", "int8"] = Field(
+        "float32", description="embedding model arithmetic: float32, or int8 (derived once; an index keeps the one that built it)"
+    )
     model_cache_dir: Path = Field(
         default_factory=lambda: Path.home() / ".cache" / "qa-bot",
         description="where the ONNX export of the embedding model is kept",

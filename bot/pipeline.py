@@ -147,7 +147,7 @@ class Pipeline:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(2) as pool:
-            pending = pool.submit(MiniLMEncoder, settings.model_cache_dir)
+            pending = pool.submit(MiniLMEncoder, settings.model_cache_dir, precision=settings.embed_precision)
             pending_reader = pool.submit(load_reader, settings)
             indexer = Indexer.from_settings(settings)
             store = indexer.open_store()

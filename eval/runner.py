@@ -168,7 +168,7 @@ def index_dataset(dataset: Dataset, settings: Settings, console: Console | None 
     with bar:
         task = bar.add_task("index", total=None)
         report = Indexer.from_settings(s).build(
-            dataset.corpus_dir, lambda p: bar.update(task, total=p.docs_total, completed=p.docs_done))
+            dataset.corpus_dir, lambda p: bar.update(task, total=p.docs_total, completed=p.docs_done), reembed=True)
     if console is not None:
         verb = "reused" if not (report.added or report.updated or report.removed) else "indexed"
         console.print(f"{dataset.name}: {verb} collection '{s.collection}' ({report.documents_total} documents, "

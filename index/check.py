@@ -29,6 +29,9 @@ class Problem:
 def check_index(store: ChromaStore, lexical_dir: Path, thorough: bool = False) -> list[Problem]:
     """Every problem found ([] when the index is sound); thorough also compares contents, not only counts."""
     problems: list[Problem] = []
+    if store.recorded_model != store.model_name:
+        problems.append(Problem(f"it was embedded with {store.recorded_model}, the settings ask for {store.model_name}",
+                                REPAIR))
     try:
         store.check_vectors()
     except IndexDamaged as exc:

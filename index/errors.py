@@ -32,3 +32,7 @@ class CorpusEmpty(QAError):
 
 class IndexDamaged(QAError):
     """Files of the index are missing, unreadable or disagree; the message says which command repairs it."""
+
+
+class EmbeddingMismatch(QAError):
+    """The index was embedded with another model or precision than the settings ask for."""

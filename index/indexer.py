@@ -32,6 +32,7 @@ class IndexConfig:
     chunk_size: int
     chunk_overlap: int
     embed_batch_size: int
+    embed_precision: str
     chroma_host: str | None
     chroma_port: int
 
@@ -71,22 +72,40 @@ class Indexer:
         if self._encoder is None:
             from index.embedding import MiniLMEncoder
 
-            self._encoder = MiniLMEncoder(self.config.model_cache_dir)
+            self._encoder = MiniLMEncoder(self.config.model_cache_dir, precision=self.config.embed_precision)
         return self._encoder
+
+    @property
+    def model(self) -> str:
+        """The embedding this indexer writes, as an index records it (model name and precision)."""
+        from index.embedding import model_identity
+
+        return self._encoder.name if self._encoder is not None else model_identity(self.config.embed_precision)
+
+    def embedded_with(self) -> str | None:
+        """The embedding the existing index was built with, or None when there is no index yet."""
+        from index.errors import IndexMissing
+
+        try:
+            return self.open_store(verify=False, check_model=False).recorded_model
+        except IndexMissing:
+            return None
 
     @property
     def lexical_dir(self) -> Path:
         """See IndexConfig.lexical_dir."""
         return self.config.lexical_dir
 
-    def open_store(self, create: bool = False, verify: bool = True) -> ChromaStore:
-        """The Chroma collection (created when asked; verify checks an existing one's vector index)."""
-        from index.embedding import MODEL_NAME
+    def open_store(self, create: bool = False, verify: bool = True, check_model: bool = True) -> ChromaStore:
+        """The Chroma collection (created when asked; verify checks an existing one's vector index).
+
+        An index embedded with another model or precision raises EmbeddingMismatch unless check_model=False.
+        """
         from index.store import ChromaStore
 
         c = self.config
-        return ChromaStore.open(c.data_dir, c.collection, MODEL_NAME, c.chroma_host, c.chroma_port,
-                                create=create, verify=verify)
+        return ChromaStore.open(c.data_dir, c.collection, self.model, c.chroma_host, c.chroma_port,
+                                create=create, verify=verify, check_model=check_model)
 
     def build(
         self,
@@ -95,11 +114,25 @@ class Indexer:
         replace: bool = False,
         follow_symlinks: bool = False,
         on_wait: Callable[[str], None] | None = None,
+        reembed: bool = False,
     ) -> IndexReport:
-        """Bring the index up to date with the articles under root (see index.build.build_index)."""
+        """Bring the index up to date with the articles under root (see index.build.build_index).
+
+        An index embedded with another model or precision raises EmbeddingMismatch, or with reembed=True
+        is dropped and built again from root (for indexes made from root alone, such as a data set's).
+        """
         from index.build import build_index
 
         c = self.config
+        if reembed:
+            with self.lock(on_wait):
+                old = self.embedded_with()
+                if old is not None and old != self.model:
+                    import logging
+
+                    logging.getLogger(__name__).warning("%s was embedded with %s; embedding it again with %s",
+                                                        c.collection, old, self.model)
+                    self.drop()
         return build_index(
             Path(root), self.open_store(create=True), self.lexical_dir, self.encoder, c.chunk_size,
             c.chunk_overlap, c.embed_batch_size, on_progress, c.backend, replace=replace,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from index.errors import IndexDamaged, IndexMissing, QAError, StoreUnavailable
+from index.errors import EmbeddingMismatch, IndexDamaged, IndexMissing, QAError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,17 @@ def _unavailable(exc: Exception, where: str) -> QAError:
     return StoreUnavailable(f"Cannot open the Chroma store at {where}: {type(exc).__name__}.")
 
 
+def _precision(model: str) -> str:
+    """The precision part of a recorded embedding name ("... (int8)"; float32 has none)."""
+    return model[model.rfind("(") + 1 : -1] if model.endswith(")") else "float32"
+
+
+def embedding_mismatch(recorded: str, wanted: str) -> str:
+    """The user-facing line for an index embedded with another model or precision than the settings'."""
+    return (f"This index was embedded with {recorded}, but the settings ask for {wanted}: run `qa index` to embed "
+            f"its articles again, or set QA_EMBED_PRECISION={_precision(recorded)} to use it as it is.")
+
+
 def _no_embedded_index(data_dir: Path, collection: str, path: Path) -> str:
     """Why there is no embedded index: maybe the index is on a Chroma server that is not configured now."""
     servers = sorted(p.name.split("@", 1)[1] for p in (data_dir / "lexical").glob(f"{collection}@*") if p.is_dir())
@@ -131,7 +142,7 @@ class ChromaStore:
     """The vector side of the index. One collection; chunk ids are `<doc_id>#<position>`."""
 
     def __init__(self, client: Any, collection: str, where: str, model_name: str, create: bool,
-                 missing_hint: str = ""):
+                 missing_hint: str = "", check_model: bool = True):
         self.where = where
         self.model_name = model_name
         self.client = client
@@ -158,6 +169,10 @@ class ChromaStore:
                     "with a folder of articles first."
                 ) from exc
             raise _unavailable(exc, where) from exc
+        # Vectors of two models (or precisions) in one collection would rank by noise: never mix them.
+        self.recorded_model = (self.collection.metadata or {}).get("embedding_model") or model_name
+        if check_model and self.recorded_model != model_name:
+            raise EmbeddingMismatch(embedding_mismatch(self.recorded_model, model_name))
 
     @classmethod
     def open(
@@ -169,10 +184,13 @@ class ChromaStore:
         port: int = 8000,
         create: bool = False,
         verify: bool = True,
+        check_model: bool = True,
     ) -> ChromaStore:
         """Open the store: a Chroma server when host is set, else an embedded one under data_dir.
 
         Opening an existing store for reading checks that its vector index is sound (verify=False skips that).
+        An existing collection embedded with another model than model_name raises EmbeddingMismatch
+        (check_model=False opens it anyway, to read `recorded_model`).
         """
         import chromadb
         from chromadb.config import Settings as ChromaSettings
@@ -195,7 +213,7 @@ class ChromaStore:
                 client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
             except Exception as exc:
                 raise _unavailable(exc, where) from exc
-        store = cls(client, collection, where, model_name, create, hint.format(where=where))
+        store = cls(client, collection, where, model_name, create, hint.format(where=where), check_model)
         if not create and verify:
             store.check_vectors()
         return store

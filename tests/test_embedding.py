@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,35 @@ def test_first_export_says_one_line_and_nothing_else(first_export):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stderr == "preparing the embedding model, one time (a few seconds)...\n" and out.stdout == ""
     assert len(list(cache.glob("*.onnx"))) == 1
+
+
+def test_int8_model_is_derived_once_beside_the_export_and_stays_close_to_float32(encoder, capfd):
+    import logging
+
+    cache = make_settings(Path(".")).model_cache_dir  # the module encoder's cache (the data dir plays no part)
+    handlers = list(logging.getLogger().handlers)
+    int8 = MiniLMEncoder(cache, precision="int8")
+    assert capfd.readouterr().err == ""  # guards against: the quantiser's "consider pre-processing" root-logger line
+    assert logging.getLogger().handlers == handlers
+    from index.embedding import model_file
+
+    path = model_file(cache, "int8")
+    assert path.name.endswith("-int8.onnx") and path.with_name(path.name.replace("-int8", "")).exists()
+    made = path.stat().st_mtime_ns
+    MiniLMEncoder(cache, precision="int8")
+    assert path.stat().st_mtime_ns == made  # derived once, then reused
+    assert int8.name == f"{MODEL_NAME} (int8)" and encoder.name == MODEL_NAME
+    texts = TEXTS[:-1]
+    a, b = encoder.encode(texts), int8.encode(texts)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    sims = cosines(a, b)
+    assert sims.min() > 0.97 and not (sims > 0.99999).all(), sims  # close, yet other vectors: never mix them
+    q, related, unrelated = int8.encode([QUESTION, "Dr. Chen Bin is President of Continental Hope Group.", "Hi."])
+    assert q @ related > q @ unrelated + 0.25  # float32: 0.61 vs 0.21
+
+
+def test_an_unknown_precision_is_refused():
+    from index.embedding import model_file
+
+    with pytest.raises(ValueError, match="float32, int8"):
+        model_file(make_settings(Path(".")).model_cache_dir, "int4")
