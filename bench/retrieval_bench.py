@@ -536,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     PRECISION = args.precision
     tag = "" if PRECISION == "float32" else f"_{PRECISION}"
     json_path = args.json or ROOT / (f"retrieval_bench{tag}_limited.json" if limited else f"retrieval_bench{tag}.json")
-    plot_path = args.plot or (ROOT / f"quality_vs_latency{tag}_limited.png" if limited or tag
+    plot_path = args.plot or (ROOT / f"quality_vs_latency{tag}{'_limited' if limited else ''}.png" if limited or tag
                               else REPO / "docs" / "img" / "quality_vs_latency.png")
     command = "python bench/retrieval_bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.report_from:

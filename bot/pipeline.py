@@ -29,21 +29,6 @@ if TYPE_CHECKING:
     from index.lexical import LexicalIndex
 
 
-def release_free_memory() -> None:
-    """Hand the heap that opening the index freed back to the OS (glibc only; a no-op elsewhere).
-
-    Parsing the ONNX model and opening Chroma free ~30 MB that glibc keeps in its arenas (the model
-    loads on a second thread, which gets its own arena); on the 110k-chunk scale index this is the
-    difference between a 568 and a 539 MiB query process.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def load_reader(settings: Settings):
     """The trained reader answerer the settings ask for, or None for the heuristic answerer.
 
@@ -173,6 +158,8 @@ class Pipeline:
             "index": f"{settings.collection}: {lexical.meta.n_docs} documents, {lexical.meta.n_chunks} chunks",
             "backend": settings.backend,
         }
+        from index.memory import release_free_memory
+
         release_free_memory()
         return cls.compose(retriever, PipelineOptions.from_settings(settings), extractive, reader,
                            settings if settings.llm_enabled else None, info)

@@ -23,6 +23,7 @@ from index.errors import CorpusEmpty
 from index.files import atomic_write
 from index.lexical import LexicalIndex, fingerprint
 from index.loaders import Article, LoadWarning, load_articles, scan
+from index.memory import release_free_memory
 from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, DocState, StoredChunk, lexical_folder  # noqa: F401 - re-exported
 
@@ -434,11 +435,13 @@ def _build(
     # Bring the BM25 side in step with the store whenever the store's content differs from it,
     # or its files are damaged (they are derived from the store, so they can always be rebuilt).
     if todo or removed:
+        release_free_memory()  # what embedding freed, before every stored chunk is read back
         states, pairs = store.doc_states()
     fp = fingerprint(pairs)
     meta = LexicalIndex.read_meta(lexical_dir)
     rebuilt = False
     if meta is None or meta.fingerprint != fp or LexicalIndex.problems(lexical_dir):
+        release_free_memory()
         LexicalIndex.build(lexical_dir, store.all_chunks(), fp, extra={"model": encoder.name})
         sentvecs.prune({chunk_id for chunk_id, _ in pairs})
         rebuilt = True

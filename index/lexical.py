@@ -73,6 +73,13 @@ def tokenize(texts: Sequence[str], stemmer=None) -> list[list[str]]:
     )
 
 
+def tokenize_ids(texts: Sequence[str]):
+    """tokenize(), as bm25s' Tokenized (ids per text + vocabulary): what an index is built from."""
+    return _bm25s().tokenize(
+        list(texts), stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=True, show_progress=False
+    )
+
+
 def fingerprint(pairs: Sequence[tuple[str, str]]) -> str:
     """A digest of (chunk_id, doc_hash) pairs: equal fingerprints mean the same indexed content."""
     import hashlib
@@ -223,15 +230,19 @@ class LexicalIndex:
             extra=extra or {},
         )
         if chunks:
-            corpus = tokenize([f"{c.title}\n{c.text}" for c in chunks])
+            # Token ids, not strings: the same index, but lists of strings for every token of a large
+            # corpus (and bm25s mapping them to ids again) held ~2x the memory at the end of a build.
+            corpus = tokenize_ids([f"{c.title}\n{c.text}" for c in chunks])
             retriever = bm25s.BM25()
             retriever.index(corpus, show_progress=False)
             retriever.save(str(tmp / "bm25"), show_progress=False)
             # Kept for the answerer's idf weights: bm25s only holds them in its private score arrays.
-            df: dict[str, int] = {}
-            for tokens in corpus:
-                for t in set(tokens):
-                    df[t] = df.get(t, 0) + 1
+            counts: dict[int, int] = {}
+            for ids in corpus.ids:
+                for i in set(ids):
+                    counts[i] = counts.get(i, 0) + 1
+            df = {token: counts[i] for token, i in corpus.vocab.items() if i in counts}
+            del corpus
             (tmp / "bm25" / DF_FILE).write_text(json.dumps(df, ensure_ascii=False), encoding="utf-8")
         write_table(tmp / TABLE_FILE, chunks)
         (tmp / "meta.json").write_text(json.dumps(meta.__dict__))

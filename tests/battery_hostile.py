@@ -95,6 +95,10 @@ def main() -> int:
     (server / "lexical" / "articles@10.0.0.5_8001" / "CURRENT").write_text("v1")
 
     ask = ["ask", "Who is the CEO of ADASpace?", "--data-dir", data]
+    from bot.config import Settings
+
+    built = Settings.model_fields["embed_precision"].default
+    other = "int8" if built == "float32" else "float32"
     setup = [
         Case("index a folder", ["index", str(a), "--data-dir", data], 0),
         Case("index another folder keeps the first", ["index", str(b), "--data-dir", data], 0, must="kept 5 documents"),
@@ -114,6 +118,8 @@ def main() -> int:
         Case("ask about an escape-laden article", ["ask", "How fast were the winds in Kestrel Bay?", "--data-dir", data], 0),
         Case("ask -v after the command", [*ask, "-v"], 0, stderr_lines=None),
         Case("ask with a bad date", [*ask, "--since", "2023-13-45"], 2, 1),
+        Case("ask with the other embedding precision", ask, 2, 1, env={"QA_EMBED_PRECISION": other},
+             must=f"QA_EMBED_PRECISION={built}"),
         Case("ask with QA_TOP_K=abc", ask, 2, 1, env={"QA_TOP_K": "abc"}, must="QA_TOP_K"),
         Case("ask with no index", ["ask", "Who?", "--data-dir", str(work / "none")], 2, 1, must="qa index DIR"),
         Case("ask a server index without CHROMA_HOST", ["ask", "Who?", "--data-dir", str(server)], 2, 1,
