@@ -157,7 +157,7 @@ def _summary(p: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-NEWSQA_KEYS = [("hit@1", "hit@1"), ("hit@5", "hit@5"), ("mrr", "MRR"), ("correctness", "answer facts (correctness)"),
+NEWSQA_KEYS = [("hit@1", "hit@1"), ("hit@5", "hit@5"), ("mrr", "MRR"), ("context_recall", "context recall"), ("correctness", "answer facts (correctness)"),
                ("abstention_recall", "abstains on unanswerable"), ("false_abstention", "abstains on answerable"),
                ("citation_hit", "cites a gold article")]
 
@@ -181,7 +181,7 @@ def report_newsqa() -> list[str]:
         if None in vals:
             continue
         rows.append([label, *(f"{100 * v:.1f}" for v in vals), f"{100 * (vals[1] - vals[0]):+.1f}"])
-        if key in ("hit@1", "hit@5", "mrr"):
+        if key in ("hit@1", "hit@5", "mrr", "context_recall"):
             checks.append(("newsqa-dev " + label, vals[0], vals[1]))
     print("\n## newsqa-dev (60 answerable + 15 unanswerable questions, 60 articles), `qa eval --dataset newsqa-dev`\n")
     print(table(rows, ["metric (%)", "float32", "int8", "int8 - float32 (pts)"]))

@@ -138,7 +138,7 @@ def summary_of(rows: list[dict[str, Any]], settings: dict[str, Any] | None = Non
 
 
 # The settings that change what a run retrieves and answers: `--compare` names those that differ.
-RUN_SETTINGS = ("collection", "chunk_size", "chunk_overlap", "top_k", "candidates", "fusion", "dense_weight",
+RUN_SETTINGS = ("collection", "chunk_size", "chunk_overlap", "embed_precision", "top_k", "candidates", "fusion", "dense_weight",
                 "sentence_weight", "rerank_depth", "rerank_weight", "llm_sources", "passage_chars",
                 "abstain_threshold", "offline_answerer", "reader_model", "reader_threshold", "reader_chunks", "llm_model", "llm_temperature", "max_question_chars")
 

@@ -190,5 +190,6 @@ def test_summary_records_the_run_settings_and_skip_bad_ids_are_printed_as_text(s
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     settings = summary["settings"]
     assert settings["top_k"] == seed_settings.top_k and settings["fusion"] == seed_settings.fusion
+    assert settings["embed_precision"] == seed_settings.embed_precision  # so --compare names a precision change
     # The offline answerer: the reader when the shipped model is present, else the heuristic one.
     assert settings["answerer"] == summary["run"]["answerer"] != "llm" and "llm_model" not in settings
