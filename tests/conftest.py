@@ -26,6 +26,15 @@ def make_settings(data_dir: Path, **overrides):
     return Settings(_env_file=None, data_dir=data_dir, **overrides)
 
 
+def default_embedding() -> tuple[str, str]:
+    """(precision, recorded model name) of the embedding that default settings index with."""
+    from bot.config import Settings
+    from index.embedding import model_identity
+
+    precision = Settings.model_fields["embed_precision"].default
+    return precision, model_identity(precision)
+
+
 @dataclass(frozen=True)
 class Run:
     """What a `qa` run left: exit status, stdout, stderr."""

@@ -39,7 +39,7 @@ def settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def encoder(settings):
-    return MiniLMEncoder(settings.model_cache_dir)
+    return MiniLMEncoder(settings.model_cache_dir, precision=settings.embed_precision)
 
 
 @pytest.fixture

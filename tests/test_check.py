@@ -14,12 +14,12 @@ import pytest
 from bot.pipeline import Pipeline
 from index.build import build_index, lexical_folder
 from index.check import REBUILD, REPAIR, check_index
-from index.embedding import MODEL_NAME, MiniLMEncoder
+from index.embedding import MiniLMEncoder
 from index.errors import IndexDamaged, QAError
 from index.lexical import LexicalIndex, fingerprint
 from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, StoredChunk
-from tests.conftest import ROOT, SEEDS, make_settings, qa_in_process
+from tests.conftest import ROOT, SEEDS, default_embedding, make_settings, qa_in_process
 
 QA = ROOT / ".venv" / "bin" / "qa"
 COLLECTION = "articles"
@@ -27,7 +27,7 @@ COLLECTION = "articles"
 
 @pytest.fixture(scope="module")
 def encoder(seed_settings):
-    return MiniLMEncoder(seed_settings.model_cache_dir)
+    return MiniLMEncoder(seed_settings.model_cache_dir, precision=seed_settings.embed_precision)
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def test_missing_sentence_vectors_are_reported_and_embedded_again(data, encoder)
 def fill_store(data: Path, n: int = 1500) -> None:
     """A store big enough that Chroma has flushed its HNSW segment to disk (it does so every 1,000
     writes; below that the vectors are still replayed from its log), with a BM25 side in step."""
-    store = ChromaStore.open(data, COLLECTION, MODEL_NAME, create=True)
+    store = ChromaStore.open(data, COLLECTION, default_embedding()[1], create=True)  # what `qa` processes open with
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((n, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -6,12 +6,14 @@ import shutil
 
 import pytest
 
-from index.embedding import MODEL_NAME
+from index.embedding import model_identity
 from index.errors import EmbeddingMismatch
 from index.indexer import Indexer
-from tests.conftest import SEEDS, make_settings, qa_in_process
+from tests.conftest import SEEDS, default_embedding, make_settings, qa_in_process
 
-INT8 = f"{MODEL_NAME} (int8)"
+DEFAULT, DEFAULT_MODEL = default_embedding()
+OTHER = "float32" if DEFAULT == "int8" else "int8"  # the precision the settings switch to
+OTHER_MODEL = model_identity(OTHER)
 
 
 @pytest.fixture()
@@ -38,15 +40,15 @@ def test_an_index_is_never_extended_or_queried_with_another_precision(tmp_path, 
     settings = make_settings(tmp_path / "data")
     Indexer.from_settings(settings).build(first)
     before = vectors_of(Indexer.from_settings(settings))
-    int8 = settings.model_copy(update={"embed_precision": "int8"})
+    other = settings.model_copy(update={"embed_precision": OTHER})
     with pytest.raises(EmbeddingMismatch) as asked:
-        Pipeline.from_settings(int8)
-    assert MODEL_NAME in asked.value.user_message and "`qa index`" in asked.value.user_message
-    assert "QA_EMBED_PRECISION=float32" in asked.value.user_message
+        Pipeline.from_settings(other)
+    assert DEFAULT_MODEL in asked.value.user_message and "`qa index`" in asked.value.user_message
+    assert f"QA_EMBED_PRECISION={DEFAULT}" in asked.value.user_message
     with pytest.raises(EmbeddingMismatch):
-        Indexer.from_settings(int8).build(first)  # no int8 vector joins the float32 ones
+        Indexer.from_settings(other).build(first)  # no vector of the other precision joins the index's
     assert vectors_of(Indexer.from_settings(settings)) == before
-    assert Indexer.from_settings(int8).embedded_with() == MODEL_NAME
+    assert Indexer.from_settings(other).embedded_with() == DEFAULT_MODEL
 
 
 def test_reembed_builds_the_index_again_with_the_new_precision(tmp_path, corpora):
@@ -54,17 +56,17 @@ def test_reembed_builds_the_index_again_with_the_new_precision(tmp_path, corpora
 
     first, _ = corpora
     settings = make_settings(tmp_path / "data")
-    float_report = Indexer.from_settings(settings).build(first)
+    first_report = Indexer.from_settings(settings).build(first)
     before = vectors_of(Indexer.from_settings(settings))
-    int8 = settings.model_copy(update={"embed_precision": "int8"})
-    report = Indexer.from_settings(int8).build(first, reembed=True)
-    assert report.chunks_total == float_report.chunks_total and report.added == float_report.added
-    after = vectors_of(Indexer.from_settings(int8))
+    other = settings.model_copy(update={"embed_precision": OTHER})
+    report = Indexer.from_settings(other).build(first, reembed=True)
+    assert report.chunks_total == first_report.chunks_total and report.added == first_report.added
+    after = vectors_of(Indexer.from_settings(other))
     assert after.keys() == before.keys() and after != before
-    assert Indexer.from_settings(int8).embedded_with() == INT8
-    answer = Pipeline.from_settings(int8).ask("Who is the CEO of ADASpace?")
+    assert Indexer.from_settings(other).embedded_with() == OTHER_MODEL
+    answer = Pipeline.from_settings(other).ask("Who is the CEO of ADASpace?")
     assert answer.citations
-    with pytest.raises(EmbeddingMismatch, match="QA_EMBED_PRECISION=int8"):
+    with pytest.raises(EmbeddingMismatch, match=f"QA_EMBED_PRECISION={OTHER}"):
         Pipeline.from_settings(settings)
 
 
@@ -77,22 +79,22 @@ def test_qa_index_with_a_new_precision_embeds_every_folder_again(tmp_path, corpo
         run = qa_in_process(["index", str(folder), "--data-dir", str(data)], env, tmp_path, monkeypatch)
         assert run.returncode == 0, run.stderr
     asked = qa_in_process(["ask", "Who is the CEO of ADASpace?", "--data-dir", str(data)],
-                          {**env, "QA_EMBED_PRECISION": "int8"}, tmp_path, monkeypatch)
+                          {**env, "QA_EMBED_PRECISION": OTHER}, tmp_path, monkeypatch)
     assert asked.returncode != 0 and "Traceback" not in asked.stderr
-    assert "QA_EMBED_PRECISION=float32" in asked.stderr, asked.stderr
-    check = qa_in_process(["index", "--check", "--data-dir", str(data)], {**env, "QA_EMBED_PRECISION": "int8"},
+    assert f"QA_EMBED_PRECISION={DEFAULT}" in asked.stderr, asked.stderr
+    check = qa_in_process(["index", "--check", "--data-dir", str(data)], {**env, "QA_EMBED_PRECISION": OTHER},
                           tmp_path, monkeypatch)
     assert check.returncode == 1 and "repair: run `qa index`" in check.stdout, check.stdout
-    run = qa_in_process(["index", str(second), "--data-dir", str(data)], {**env, "QA_EMBED_PRECISION": "int8"},
+    run = qa_in_process(["index", str(second), "--data-dir", str(data)], {**env, "QA_EMBED_PRECISION": OTHER},
                         tmp_path, monkeypatch)
     assert run.returncode == 0, run.stderr
     assert "embedding every article again" in run.stderr
-    settings = make_settings(data, embed_precision="int8")
+    settings = make_settings(data, embed_precision=OTHER)
     indexer = Indexer.from_settings(settings)
-    assert indexer.embedded_with() == INT8
+    assert indexer.embedded_with() == OTHER_MODEL
     store = indexer.open_store()
     docs = {m["doc_id"] for m in store.collection.get(include=["metadatas"])["metadatas"]}
     assert len(docs) == 3  # the first folder's articles were embedded again too, not dropped
     asked = qa_in_process(["ask", "Who is the CEO of ADASpace?", "--data-dir", str(data)],
-                          {**env, "QA_EMBED_PRECISION": "int8"}, tmp_path, monkeypatch)
+                          {**env, "QA_EMBED_PRECISION": OTHER}, tmp_path, monkeypatch)
     assert asked.returncode == 0, asked.stderr

@@ -20,7 +20,7 @@ from index.embedding import MODEL_NAME, MiniLMEncoder
 from index.errors import IndexMissing, StoreUnavailable
 from index.lexical import LexicalIndex
 from index.store import ChromaStore
-from tests.conftest import ROOT, SEEDS, make_settings
+from tests.conftest import ROOT, SEEDS, default_embedding, make_settings
 
 BIN = ROOT / ".venv" / "bin"
 QA = BIN / "qa"
@@ -86,7 +86,7 @@ def settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def encoder(settings):
-    return MiniLMEncoder(settings.model_cache_dir)
+    return MiniLMEncoder(settings.model_cache_dir, precision=settings.embed_precision)
 
 
 def qa_env(settings, host: str | None = None, port: int | None = None, **extra: str) -> dict[str, str]:
@@ -243,7 +243,7 @@ def test_cli_index_status_and_ask_on_both_backends(chroma_server, tmp_path, sett
         assert rows["collection"] == collection
         assert rows["documents"] == "3"
         assert rows["chunks"] == f"{total} vectors, {total} in BM25"
-        assert rows["embedding model"] == MODEL_NAME
+        assert rows["embedding model"] == default_embedding()[1]
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*", rows["last run"]), status.stdout
         assert rows["corpus"] == str(corpus.resolve())
 
