@@ -229,6 +229,12 @@ class MiniLMEncoder:
         A batch holds at most `batch_size` texts and `batch_tokens` (default BATCH_TOKENS) padded word pieces.
         """
         batch_tokens = batch_tokens or BATCH_TOKENS
+        if self.precision == "int8":
+            # Dynamic quantisation scales activations per tensor, i.e. per batch: texts batched together
+            # changed each other's vectors (cosine down to 0.96 for a short text padded beside long ones).
+            # One text per pass gives each text one vector whatever it is embedded with, and is faster here
+            # (no padding): 6.1 k vs 5.3 k word pieces/s on 2 cores, against 3.2 k for float32 batches.
+            batch_size = 1
         if not texts:
             empty = np.zeros((0, DIMENSION), dtype=np.float32)
             return (empty, []) if spans is not None else empty

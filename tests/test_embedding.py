@@ -222,6 +222,10 @@ def test_int8_model_is_derived_once_beside_the_export_and_stays_close_to_float32
     assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
     sims = cosines(a, b)
     assert sims.min() > 0.97 and not (sims > 0.99999).all(), sims  # close, yet other vectors: never mix them
+    # One text per pass: a text's vector does not depend on what it is embedded with (batched dynamic
+    # quantisation shares one activation scale across the batch).
+    alone = np.stack([int8.encode_one(t) for t in texts])
+    assert (cosines(int8.encode(texts, batch_size=len(texts)), alone) > 0.99999).all()
     q, related, unrelated = int8.encode([QUESTION, "Dr. Chen Bin is President of Continental Hope Group.", "Hi."])
     assert q @ related > q @ unrelated + 0.25  # float32: 0.61 vs 0.21
 
