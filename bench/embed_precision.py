@@ -190,10 +190,15 @@ def report_newsqa() -> list[str]:
 
 def report(args) -> None:
     """Everything side by side, and the decision rule for the default."""
-    res = {}
+    res: dict[str, dict] = {}
+    sources = {"float32": [RETRIEVAL / "retrieval_bench.json"],
+               "int8": args.int8_json or [RETRIEVAL / "retrieval_bench_int8.json"]}
     for p in PRECISIONS:
-        path = RETRIEVAL / ("retrieval_bench.json" if p == "float32" else f"retrieval_bench_{p}.json")
-        res[p] = json.loads(path.read_text())["results"] if path.exists() else {}
+        res[p] = {}
+        for path in sources[p]:  # later files win, part by part
+            if Path(path).exists():
+                res[p].update(json.loads(Path(path).read_text())["results"])
+                print(f"{p}: {path}")
     checks: list[tuple[str, float, float]] = []
     for part, label in (("squad", "SQuAD v1.1 dev, 10,570 questions"), ("rtqa2026", "RealTime QA 2026, 420 questions")):
         if not all(part in res[p] for p in PRECISIONS):
@@ -259,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     qp.add_argument("--passes", type=int, default=3)
     qp.add_argument("--cold-runs", type=int, default=7)
     sub.add_parser("newsqa", help="qa eval --dataset newsqa-dev at both precisions")
-    sub.add_parser("report", help="every figure side by side, and the default rule")
+    rp = sub.add_parser("report", help="every figure side by side, and the default rule")
+    rp.add_argument("--int8-json", type=Path, nargs="*", default=None,
+                    help="int8 result files of retrieval_bench.py (default bench/out/retrieval/retrieval_bench_int8.json)")
     args = ap.parse_args(argv)
     HERE.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -522,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
                     "thread (OMP_NUM_THREADS=1) over this many questions (0 = skip; default 200)")
     ap.add_argument("--report-from", type=Path, default=None, help="only re-render the tables and the plot of a "
                     "finished run's JSON (no measurement)")
+    ap.add_argument("--no-answers", action="store_true", help="retrieval only: skip this project's offline answers "
+                    "(the reader answering 10,570 SQuAD questions is most of a run's time)")
     ap.add_argument("--precision", choices=("float32", "int8"), default="float32",
                     help="this project's embedding precision (QA_EMBED_PRECISION); int8 indexes and results are kept apart")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the cached indexes (so build figures are measured)")
@@ -574,10 +576,11 @@ def main(argv: list[str] | None = None) -> int:
         qs = datasets["squad"].questions
         if args.squad_sample and args.squad_sample < len(qs):
             qs = random.Random(0).sample(qs, args.squad_sample)
-        part_quality("squad", datasets["squad"], qs, args, results, answer=True)
+        part_quality("squad", datasets["squad"], qs, args, results, answer=not args.no_answers)
         write_json(json_path, {"partial": True, "results": results, "machine": dict(info)})
     if "rtqa" in parts:
-        part_quality("rtqa2026", datasets["rtqa2026"], datasets["rtqa2026"].questions, args, results, answer=True)
+        part_quality("rtqa2026", datasets["rtqa2026"], datasets["rtqa2026"].questions, args, results,
+                     answer=not args.no_answers)
         write_json(json_path, {"partial": True, "results": results, "machine": dict(info)})
     if "scale" in parts:
         part_scale(datasets, args, results)
