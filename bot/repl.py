@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,11 @@ class PipelineLoader:
         self.start()
         future = self._future
         try:
-            return future.result()
+            while True:
+                try:
+                    return future.result(timeout=0.1)  # woken often, so Ctrl-C interrupts the wait (see above)
+                except FutureTimeout:
+                    continue
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt):
                 with self._lock:  # e.g. the Chroma server was down: try again on the next question
@@ -128,12 +133,23 @@ def answer_items(pipeline: Pipeline, question: str, conversation: Conversation) 
     threading.Thread(target=_produce, args=(pipeline.stream, question, snapshot, out, cancel),
                      name="qa-answer", daemon=True).start()
     try:
-        while (item := out.get()) is not _END:
+        while (item := _get_interruptibly(out)) is not _END:
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
         cancel.set()
+
+
+def _get_interruptibly(out: queue.Queue):
+    """out.get(), waking every 0.1 s: a Ctrl-C that the kernel hands to another thread (the spinner's, an
+    HTTP worker's) only sets a flag the main thread checks when it runs, and a blocked get() would wait for
+    the next item (30 s behind a stalled LLM) before the answer could be cancelled."""
+    while True:
+        try:
+            return out.get(timeout=0.1)
+        except queue.Empty:
+            continue
 
 
 # --- output ------------------------------------------------------------------------------------

@@ -682,8 +682,17 @@ def test_a_second_indexing_run_waits_for_the_first_and_then_has_nothing_left_to_
 def test_ctrl_c_during_indexing_says_the_run_can_be_resumed(tmp_path, settings):
     corpus = make_crash_corpus(tmp_path / "corpus")
     data = tmp_path / "data"
-    proc = subprocess.Popen([str(QA), "index", str(corpus), "--data-dir", str(data)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=qa_env(settings), cwd=tmp_path)
+    # `qa index` as installed, with each Chroma write slowed down: a quiet machine indexed the whole corpus
+    # before the first rows could be seen, and the Ctrl-C then came after the end of the run.
+    slowed = ("import sys, time, index.store as s\n"
+              "write = s.ChromaStore.upsert\n"
+              "def slow(*a, **k):\n    write(*a, **k)\n    time.sleep(0.5)\n"
+              "s.ChromaStore.upsert = slow\n"
+              "sys.argv = ['qa', *sys.argv[1:]]\n"
+              "from bot.cli import run\nrun()\n")
+    proc = subprocess.Popen([str(QA.parent / "python"), "-c", slowed, "index", str(corpus), "--data-dir", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=qa_env(settings),
+                            cwd=tmp_path)
     try:
         deadline = time.monotonic() + 120
         while chroma_rows(data) == 0 and proc.poll() is None and time.monotonic() < deadline:
