@@ -83,11 +83,7 @@ class PipelineLoader:
         self.start()
         future = self._future
         try:
-            while True:
-                try:
-                    return future.result(timeout=0.1)  # woken often, so Ctrl-C interrupts the wait (see above)
-                except FutureTimeout:
-                    continue
+            return _interruptibly(future.result, FutureTimeout)
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt):
                 with self._lock:  # e.g. the Chroma server was down: try again on the next question
@@ -133,7 +129,7 @@ def answer_items(pipeline: Pipeline, question: str, conversation: Conversation) 
     threading.Thread(target=_produce, args=(pipeline.stream, question, snapshot, out, cancel),
                      name="qa-answer", daemon=True).start()
     try:
-        while (item := _get_interruptibly(out)) is not _END:
+        while (item := _interruptibly(out.get, queue.Empty)) is not _END:
             if isinstance(item, BaseException):
                 raise item
             yield item
@@ -141,14 +137,14 @@ def answer_items(pipeline: Pipeline, question: str, conversation: Conversation) 
         cancel.set()
 
 
-def _get_interruptibly(out: queue.Queue):
-    """out.get(), waking every 0.1 s: a Ctrl-C that the kernel hands to another thread (the spinner's, an
-    HTTP worker's) only sets a flag the main thread checks when it runs, and a blocked get() would wait for
-    the next item (30 s behind a stalled LLM) before the answer could be cancelled."""
+def _interruptibly(wait: Callable, still_waiting: type[BaseException]):
+    """wait(timeout=0.1) until it returns: a Ctrl-C that the kernel hands to another thread (the spinner's,
+    an HTTP worker's) only sets a flag the main thread checks when it runs, and a blocked wait would hold
+    the cancel until the next item (30 s behind a stalled LLM)."""
     while True:
         try:
-            return out.get(timeout=0.1)
-        except queue.Empty:
+            return wait(timeout=0.1)
+        except still_waiting:
             continue
 
 

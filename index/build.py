@@ -468,7 +468,6 @@ def _build(
             "corpus": scope,
             "corpora": sorted(roots | {scope}),
             "backend": backend,
-            "embedding_model": encoder.name,
             "report": {k: v for k, v in report.__dict__.items() if k != "warnings"},
             "warnings": [f"{w.path}: {w.message}" for w in warnings],
         },
