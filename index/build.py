@@ -36,6 +36,10 @@ ENCODE_SLICE = 512  # chunks encoded at once: bounds memory however large one ar
 PIECE_CHARS = 50_000
 # Articles longer than this are chunked and written a slice at a time (two splitting passes, see stream).
 STREAM_CHARS = 500_000
+# After embedding this many chunks the ONNX session is dropped before the BM25 side is built: its arena
+# holds a few hundred MB that the end phase (every stored chunk read back) would add to. Smaller builds
+# keep it, since reopening costs ~0.3 s and a query often follows in the same process.
+RELEASE_AFTER = 2_000
 _ABBREV_END = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Gen|Gov|Sen|Rep|St|Jr|Sr|No|Co|Inc|Corp|Ltd|Dept|Univ|vs)\.$")
 
 
@@ -434,6 +438,8 @@ def _build(
 
     # Bring the BM25 side in step with the store whenever the store's content differs from it,
     # or its files are damaged (they are derived from the store, so they can always be rebuilt).
+    if written >= RELEASE_AFTER:
+        encoder.release()
     if todo or removed:
         release_free_memory()  # what embedding freed, before every stored chunk is read back
         states, pairs = store.doc_states()

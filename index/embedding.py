@@ -207,7 +207,19 @@ class MiniLMEncoder:
         self.tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=max_tokens)
         self.tokenizer.no_padding()
-        self.session = cpu_session(path, threads)
+        self._path, self._threads = path, threads
+        self._session = cpu_session(path, threads)
+
+    @property
+    def session(self):
+        """The ONNX Runtime session, opened again if release() dropped it."""
+        if self._session is None:
+            self._session = cpu_session(self._path, self._threads)
+        return self._session
+
+    def release(self) -> None:
+        """Drop the ONNX session and the memory its arena holds; the next encode opens it again."""
+        self._session = None
 
     def count_tokens(self, text: str) -> list[int]:
         """Word-piece ids of text without special tokens (the splitter's length function)."""

@@ -167,6 +167,25 @@ def test_first_run_adds_all_and_an_unchanged_rerun_embeds_nothing(corpus, tmp_pa
         assert np.allclose(mine[chunk_id], theirs[chunk_id], atol=1e-5), chunk_id
 
 
+def test_a_large_build_releases_the_embedding_session_before_the_bm25_side(tmp_path, encoder, monkeypatch):
+    """Guards the 1 GB budget of the largest accepted file: the session's arena must not stay beside the
+    BM25 build; a small build keeps it (a query often follows in the same process)."""
+    import index.build
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEEDS / "004_d4eda17714fa30b5.txt", corpus)
+    small = run(corpus, tmp_path / "small", encoder)
+    assert 0 < small.chunks_written < index.build.RELEASE_AFTER and encoder._session is not None
+
+    monkeypatch.setattr(index.build, "RELEASE_AFTER", small.chunks_written)
+    large = run(corpus, tmp_path / "large", encoder)
+    assert large.chunks_written == small.chunks_written and encoder._session is None
+    assert LexicalIndex.read_meta(lexical_folder(tmp_path / "large", COLLECTION)).n_chunks == large.chunks_total
+    # Released, not broken: the same encoder embeds again, as the query that follows will.
+    assert float(encoder.encode_one("ADASpace") @ encoder.encode_one("ADASpace")) > 0.9999
+
+
 def test_lost_bm25_folder_is_rebuilt_complete(tmp_path, encoder):
     """The store is the source of truth: losing the folder beside it (or indexing into a new data dir
     against a Chroma server that already holds the collection) must still give a complete index."""

@@ -108,13 +108,23 @@ def test_a_batch_never_holds_more_word_pieces_than_the_budget(encoder, monkeypat
     long, short = TEXTS[4], QUESTION
     texts = [long] * 20 + [short] * 40
     alone = np.stack([encoder.encode_one(long), encoder.encode_one(short)])
-    monkeypatch.setattr(encoder, "session", Recording())
+    monkeypatch.setattr(encoder, "_session", Recording())
     vectors = encoder.encode(texts, batch_size=64, batch_tokens=1024)
     assert all(rows * width <= 1024 for rows, width in shapes), shapes
     assert shapes[0] == (1024 // MAX_TOKENS, MAX_TOKENS)  # long texts: 4 a batch
     assert max(rows for rows, _ in shapes) > 4  # short ones still batch widely
     assert (cosines(vectors[:20], alone[[0] * 20]) > 0.99999).all()
     assert (cosines(vectors[20:], alone[[1] * 40]) > 0.99999).all()
+
+
+def test_release_drops_the_session_and_the_next_encode_reopens_it(encoder):
+    """A build releases the session before the BM25 phase; a later query must still embed the same."""
+    before = encoder.encode_one(QUESTION)
+    encoder.release()
+    assert encoder._session is None
+    after = encoder.encode_one(QUESTION)
+    assert encoder._session is not None
+    assert float(before @ after) > 0.99999
 
 
 def test_long_texts_are_truncated_to_the_model_window(encoder):
