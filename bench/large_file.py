@@ -4,8 +4,7 @@
 The file: RealTime QA 2025 then 2026 article texts (each distinct text of at least 500 characters, in
 file order) joined under one title line, up to --mib MiB (default: 64 KiB under the loader's 20 MiB
 cap, i.e. the largest accepted file). Each side indexes it with `qa index <folder> --data-dir <fresh dir>`
-in its own fresh process; peak RSS is the child's ru_maxrss, and RSS is sampled every 2 s to split the
-peak into the embedding phase and the end phase (the BM25 side built from every stored chunk):
+in its own fresh process; peak RSS is the child's ru_maxrss (RSS is also sampled every 2 s, into the JSON):
   release  the shipped build: the ONNX session is dropped after embedding (index.build.RELEASE_AFTER)
   keep     --keep-side: the same build keeping the session (RELEASE_AFTER set past any build)
 
@@ -87,14 +86,8 @@ def one_side(side: str, folder: Path, data: Path) -> dict:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     if peak <= before * 1024:
         peak = max(rss for _, rss in samples)  # an earlier child peaked higher: fall back to the samples
-    # The end phase starts when RSS falls by more than 200 MB at once (the session released), else at
-    # the last 15 % of the run (an approximation for the side that keeps it).
-    cut = next((i for i in range(1, len(samples)) if samples[i - 1][1] - samples[i][1] > 200 * 2**20),
-               int(len(samples) * 0.85))
-    embed = max((rss for _, rss in samples[:cut]), default=0)
-    end = max((rss for _, rss in samples[cut:]), default=0)
-    return {"side": side, "peak_rss_bytes": peak, "embed_phase_rss_bytes": embed, "end_phase_rss_bytes": end,
-            "seconds": wall, "summary": out.strip().splitlines()[-1:], "samples": samples[::5]}
+    return {"side": side, "peak_rss_bytes": peak, "seconds": wall, "summary": out.strip().splitlines()[-1:],
+            "samples": samples[::5]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,8 +116,6 @@ def main(argv: list[str] | None = None) -> None:
         return f"{b / 2**20:.0f} MiB ({b / 1e9:.2f} GB)"
 
     rows = [["peak RSS", *(fmt(r["peak_rss_bytes"]) for r in results), f"{BUDGET / 2**20:.0f} MiB (1 GB)"],
-            ["embedding phase, RSS (sampled)", *(fmt(r["embed_phase_rss_bytes"]) for r in results), ""],
-            ["end phase (BM25 side), RSS (sampled)", *(fmt(r["end_phase_rss_bytes"]) for r in results), ""],
             ["wall, s", *(f"{r['seconds']:.0f}" for r in results), ""]]
     if len(results) == 2:
         rows[0].insert(3, f"{results[0]['peak_rss_bytes'] / results[1]['peak_rss_bytes']:.2f}x")
