@@ -22,6 +22,18 @@ def source_dir() -> Path:
     return load_settings().shared_data_dir
 
 
+def news_texts(years: tuple[str, ...] = ("2025",), min_chars: int = 500) -> list[str]:
+    """Article texts of RealTime QA's retrieved news for these years (`*_gcs.jsonl`), in file order."""
+    out = []
+    for year in years:
+        for path in sorted((source_dir() / "realtimeqa" / "past" / year).glob("*_gcs.jsonl")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                for r in json.loads(line)["search_result"]:
+                    if len(r.get("text") or "") >= min_chars:
+                        out.append(r["text"])
+    return out
+
+
 def materialize(year: int, articles: int | None) -> tuple[Path, int, int]:
     """(corpus folder, articles in it, articles available for the year)."""
     from eval.datasets import realtimeqa

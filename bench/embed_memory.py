@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OUT, PYTHON, bench_env, fresh_dir, median, ratio, table, write_json  # noqa: E402
-from _corpus import source_dir  # noqa: E402
+from _corpus import news_texts  # noqa: E402
 
 ENCODE = r"""
 import json, resource, sys, time
@@ -57,17 +57,6 @@ if proc.returncode:
 print("BENCH_JSON " + json.dumps({"seconds": dt,
       "peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}))
 """
-
-
-def news_texts(min_chars: int = 500) -> list[str]:
-    """Article texts of RealTime QA 2025's retrieved news, in file order."""
-    out = []
-    for path in sorted((source_dir() / "realtimeqa" / "past" / "2025").glob("*_gcs.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            for r in json.loads(line)["search_result"]:
-                if len(r.get("text") or "") >= min_chars:
-                    out.append(r["text"])
-    return out
 
 
 def chunks(texts: list[str], n: int, words: int = 150) -> list[str]:

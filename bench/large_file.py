@@ -14,7 +14,6 @@ in its own fresh process; peak RSS is the child's ru_maxrss (RSS is also sampled
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OUT, PYTHON, REPO, bench_env, fresh_dir, machine, table, write_json  # noqa: E402
-from _corpus import source_dir  # noqa: E402
+from _corpus import news_texts  # noqa: E402
 
 BUDGET = 10**9  # "under 1 GB"
 # One process per side: `qa index`, with the session kept after embedding when asked.
@@ -41,24 +40,14 @@ run()
 
 def compilation(target: Path, limit: int) -> tuple[int, int]:
     """Write the joined file; (articles in it, bytes)."""
-    seen: set[str] = set()
     parts = ["A long compilation of news"]
     size = len(parts[0]) + 2
-    root = source_dir() / "realtimeqa" / "past"
-    for year in ("2025", "2026"):
-        for path in sorted((root / year).glob("*_gcs.jsonl")):
-            for line in path.read_text(encoding="utf-8").splitlines():
-                for r in json.loads(line)["search_result"]:
-                    text = r.get("text") or ""
-                    if len(text) < 500 or text in seen:
-                        continue
-                    n = len(text.encode()) + 2
-                    if size + n > limit:
-                        target.write_text("\n\n".join(parts), encoding="utf-8")
-                        return len(parts) - 1, target.stat().st_size
-                    seen.add(text)
-                    parts.append(text)
-                    size += n
+    for text in dict.fromkeys(news_texts(("2025", "2026"))):  # each distinct text once, in order
+        n = len(text.encode()) + 2
+        if size + n > limit:
+            break
+        parts.append(text)
+        size += n
     target.write_text("\n\n".join(parts), encoding="utf-8")
     return len(parts) - 1, target.stat().st_size
 
