@@ -18,7 +18,6 @@ Prints one table and writes bench/out/answer_bench.json (summary per dataset and
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time

@@ -23,6 +23,8 @@ from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, StoredChunk
 from tests.conftest import SEEDS, make_settings, qa_in_process
 
+pytestmark = pytest.mark.usefixtures("reuse_vectors")
+
 ROOT = Path(__file__).resolve().parent.parent
 QA = ROOT / ".venv" / "bin" / "qa"
 COLLECTION = "articles"
@@ -167,6 +169,7 @@ def test_first_run_adds_all_and_an_unchanged_rerun_embeds_nothing(corpus, tmp_pa
         assert np.allclose(mine[chunk_id], theirs[chunk_id], atol=1e-5), chunk_id
 
 
+@pytest.mark.real_encode
 def test_a_large_build_releases_the_embedding_session_before_the_bm25_side(tmp_path, encoder, monkeypatch):
     """Guards the 1 GB budget of the largest accepted file: the session's arena must not stay beside the
     BM25 build; a small build keeps it (a query often follows in the same process)."""

@@ -13,13 +13,15 @@ import pytest
 
 from bot.pipeline import Pipeline
 from index.build import build_index, lexical_folder
-from index.check import REBUILD, REPAIR, check_index
+from index.check import REPAIR, check_index
 from index.embedding import MiniLMEncoder
 from index.errors import IndexDamaged, QAError
 from index.lexical import LexicalIndex, fingerprint
 from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, StoredChunk
 from tests.conftest import ROOT, SEEDS, default_embedding, make_settings, qa_in_process
+
+pytestmark = pytest.mark.usefixtures("reuse_vectors")
 
 QA = ROOT / ".venv" / "bin" / "qa"
 COLLECTION = "articles"
@@ -205,7 +207,9 @@ def test_rebuild_recovers_a_corrupt_store_from_the_recorded_folder(tmp_path, see
         fh.write(b"garbage" * 20)
     line = one_error_line(qa("index", str(corpus), "--data-dir", str(data), settings=seed_settings, cwd=tmp_path))
     assert "qa index --rebuild" in line
-    rebuilt = qa("index", "--rebuild", "--data-dir", str(data), settings=seed_settings, cwd=tmp_path)
+    # The repair in this process again: it opens the damaged store for the first time, as a new process would.
+    rebuilt = qa_in_process(["index", "--rebuild", "--data-dir", str(data)], qa_env(seed_settings), tmp_path,
+                            monkeypatch)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "moved the damaged store" in rebuilt.stderr and "5 added" in rebuilt.stdout
     assert any(p.name.startswith("chroma.damaged-") for p in data.iterdir())  # set aside, never deleted

@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import ROOT, Run, qa_in_process
 
+pytestmark = pytest.mark.usefixtures("reuse_vectors")
+
 QA = ROOT / ".venv" / "bin" / "qa"
 CEO = "Who is the chief executive of ADASpace?"
 KEYS = {"question", "answer", "abstained", "mode", "citations", "retrieved", "passages", "latency_ms", "note", "span"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -13,18 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.embedding import DIMENSION, MAX_TOKENS, MODEL_NAME, MiniLMEncoder, model_dir
+from index.embedding import DIMENSION, MAX_TOKENS, MODEL_NAME, MiniLMEncoder, _weights_digest, model_dir
 from tests.conftest import SEEDS, make_settings
+from tests.make_reference_vectors import OUT as REFERENCE
+from tests.make_reference_vectors import QUESTION, texts_digest
+from tests.make_reference_vectors import TEXTS as REFERENCE_TEXTS
 
-QUESTION = "Who is the President of Continental Hope Group?"
-TEXTS = [
-    "Hi.",
-    QUESTION,
-    "Chen Min’er and Tang Liangzhi met leaders of big-data firms in Chongqing (重庆) on 2019-07-19.",
-    (SEEDS / "003_1c4934fb60e6f169.txt").read_text(encoding="utf-8")[:1200],
-    (SEEDS / "002_0c73d536360565c7.txt").read_text(encoding="utf-8"),  # far past the 256-token window
-    "",
-]
+TEXTS = [*REFERENCE_TEXTS, ""]
 
 
 @pytest.fixture(scope="module")
@@ -36,38 +30,14 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def reference_vectors(texts: list[str]) -> np.ndarray:
-    """The model's vectors as sentence-transformers computes them: with it when installed (the [bench] extra),
-    else the same recipe its modules.json names (transformers, mean pooling over the mask, L2 normalise), so
-    the check runs in CI too."""
-    try:
-        import sentence_transformers as st
-    except ImportError:
-        st = None
-    if st is not None:
-        model = st.SentenceTransformer(str(model_dir()), device="cpu")
-        assert model.max_seq_length == MAX_TOKENS
-        return model.encode(texts, batch_size=len(texts), convert_to_numpy=True)
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    modules = json.loads((model_dir() / "modules.json").read_text())
-    assert [m["type"].rsplit(".", 1)[-1] for m in modules] == ["Transformer", "Pooling", "Normalize"]
-    pooling = json.loads((model_dir() / "1_Pooling" / "config.json").read_text())
-    assert pooling["pooling_mode_mean_tokens"] and not pooling["pooling_mode_cls_token"]
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir()))
-    model = AutoModel.from_pretrained(str(model_dir())).eval()
-    batch = tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-    with torch.no_grad():
-        hidden = model(**batch).last_hidden_state
-    mask = batch["attention_mask"].unsqueeze(-1).float()
-    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, dim=1).numpy()
-
-
 def test_same_vectors_as_sentence_transformers(encoder):
+    """Held to the vectors sentence-transformers (torch) gave for these texts, stored by
+    tests/make_reference_vectors.py: importing torch and transformers here cost ~20 CPU-s per run."""
+    ref = np.load(REFERENCE)
     texts = TEXTS[:-1]
-    reference = reference_vectors(texts)
+    assert str(ref["weights"]) == _weights_digest(model_dir()), "the model changed: run python -m tests.make_reference_vectors"
+    assert str(ref["texts"]) == texts_digest(texts), "the texts changed: run it too"
+    reference = ref["vectors"]
     ours = encoder.encode(texts, batch_size=len(texts))  # one padded batch of very different lengths
     assert ours.shape == reference.shape == (len(texts), DIMENSION)
     sims = cosines(ours, reference)

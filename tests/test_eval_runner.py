@@ -19,6 +19,8 @@ from eval.runner import EXIT_OK, EvalOptions, evaluate, run_questions, summary_o
 from tests.conftest import ROOT, SEEDS, make_settings, qa_in_process
 from tests.fakes.openai_server import FakeOpenAI, Status
 
+pytestmark = pytest.mark.usefixtures("reuse_vectors")
+
 SEED_DOCS = {p.name for p in SEEDS.glob("*.txt")}
 
 

@@ -11,6 +11,8 @@ from index.errors import EmbeddingMismatch
 from index.indexer import Indexer
 from tests.conftest import SEEDS, default_embedding, make_settings, qa_in_process
 
+pytestmark = pytest.mark.usefixtures("reuse_vectors")
+
 DEFAULT, DEFAULT_MODEL = default_embedding()
 OTHER = "float32" if DEFAULT == "int8" else "int8"  # the precision the settings switch to
 OTHER_MODEL = model_identity(OTHER)

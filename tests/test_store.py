@@ -20,7 +20,9 @@ from index.embedding import MODEL_NAME, MiniLMEncoder
 from index.errors import IndexMissing, StoreUnavailable
 from index.lexical import LexicalIndex
 from index.store import ChromaStore
-from tests.conftest import ROOT, SEEDS, default_embedding, make_settings
+from tests.conftest import ROOT, SEEDS, default_embedding, make_settings, qa_in_process
+
+pytestmark = pytest.mark.usefixtures("reuse_vectors")
 
 BIN = ROOT / ".venv" / "bin"
 QA = BIN / "qa"
@@ -197,8 +199,23 @@ def test_unreachable_server_is_store_unavailable(tmp_path):
 
 
 # --- through the CLI: qa index / qa index --status / qa ask ---------------------------------------------
-def test_cli_index_status_and_ask_on_both_backends(chroma_server, tmp_path, settings):
-    """Embedded and server side by side: each step's cold `qa` processes for both backends run at once."""
+def mixed_jobs(monkeypatch, *jobs: tuple[dict, Path, list[str], bool]) -> list:
+    """Run `qa` commands, each (env, cwd, args, cold): the cold ones as processes, all started first, the
+    rest in this process meanwhile (a cold `qa index` spends ~4 s importing its splitter)."""
+    procs = {i: subprocess.Popen([str(QA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=env, cwd=cwd)
+             for i, (env, cwd, args, cold) in enumerate(jobs) if cold}
+    out: dict[int, object] = {i: qa_in_process(args, env, cwd, monkeypatch)
+                              for i, (env, cwd, args, cold) in enumerate(jobs) if not cold}
+    for i, p in procs.items():
+        stdout, stderr = p.communicate(timeout=120)
+        out[i] = subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
+    return [out[i] for i in range(len(jobs))]
+
+
+def test_cli_index_status_and_ask_on_both_backends(chroma_server, tmp_path, settings, monkeypatch):
+    """Embedded and server side by side: the server's commands are cold `qa` processes, the embedded
+    store's the same commands in this process meanwhile (cold processes meet it throughout tests/test_cli.py)."""
     cases = []
     for host, port in ((None, 8000), chroma_server):
         root = tmp_path / ("server" if host else "embedded")
@@ -213,8 +230,8 @@ def test_cli_index_status_and_ask_on_both_backends(chroma_server, tmp_path, sett
         (corpus / "notes" / "empty.md").write_text("  \n")
         cases.append((host, port, root, data, collection, env, corpus))
 
-    indexed_all = qa_jobs(*((env, root, ["index", str(corpus), "--data-dir", str(data)])
-                            for _, _, root, data, _, env, corpus in cases))
+    indexed_all = mixed_jobs(monkeypatch, *((env, root, ["index", str(corpus), "--data-dir", str(data)], bool(host))
+                                            for host, _, root, data, _, env, corpus in cases))
     totals = []
     for indexed in indexed_all:
         assert indexed.returncode == 0, indexed.stdout + indexed.stderr
@@ -226,10 +243,11 @@ def test_cli_index_status_and_ask_on_both_backends(chroma_server, tmp_path, sett
         totals.append(total)
 
     jobs = []
-    for _, _, root, data, _, env, _ in cases:
-        jobs += [(env, root, ["index", "--status", "--data-dir", str(data)]),
-                 (env, root, ["ask", "Who is the President of Continental Hope Group?", "--json", "--data-dir", str(data)])]
-    results = qa_jobs(*jobs)
+    for host, _, root, data, _, env, _ in cases:
+        jobs += [(env, root, ["index", "--status", "--data-dir", str(data)], bool(host)),
+                 (env, root, ["ask", "Who is the President of Continental Hope Group?", "--json", "--data-dir", str(data)],
+                  bool(host))]
+    results = mixed_jobs(monkeypatch, *jobs)
 
     for (host, port, root, data, collection, env, corpus), total, status, answer in zip(
             cases, totals, results[0::2], results[1::2]):
