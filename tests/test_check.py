@@ -163,12 +163,15 @@ def segment_dir(data: Path) -> Path:
 
 
 @pytest.mark.parametrize("damage", ["deleted", "zeroed"])
-def test_a_damaged_vector_index_is_found_on_open_and_calls_for_a_rebuild(tmp_path, seed_settings, damage):
+def test_a_damaged_vector_index_is_found_on_open_and_calls_for_a_rebuild(tmp_path, seed_settings, damage, monkeypatch):
     data = tmp_path / "data"
     fill_store(data)
-    # Separate processes from here on: this one holds the vectors in memory whatever happens to the files.
-    sound = qa("index", "--check", "--data-dir", str(data), settings=seed_settings, cwd=tmp_path)
+    sound = qa_in_process(["index", "--check", "--data-dir", str(data)], qa_env(seed_settings), tmp_path, monkeypatch)
     assert sound.returncode == 0, sound.stdout
+    from chromadb.api.client import SharedSystemClient
+
+    # Separate processes from here on: this one holds the vectors in memory whatever happens to the files.
+    SharedSystemClient.clear_system_cache()
     seg = segment_dir(data)
     if damage == "deleted":
         shutil.rmtree(seg)
