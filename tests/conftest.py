@@ -35,6 +35,14 @@ def default_embedding() -> tuple[str, str]:
     return precision, model_identity(precision)
 
 
+def default_sigint() -> None:
+    """preexec_fn for a process a test sends Ctrl-C to: a runner started in the background by a
+    non-interactive shell ignores SIGINT, and an ignored signal stays ignored across exec."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass(frozen=True)
 class Run:
     """What a `qa` run left: exit status, stdout, stderr."""

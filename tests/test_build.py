@@ -21,7 +21,7 @@ from index.lexical import LexicalIndex
 from index.loaders import load_corpus
 from index.sentence_vectors import SentenceVectors
 from index.store import ChromaStore, StoredChunk
-from tests.conftest import SEEDS, make_settings, qa_in_process
+from tests.conftest import SEEDS, default_sigint, make_settings, qa_in_process
 
 pytestmark = pytest.mark.usefixtures("reuse_vectors")
 
@@ -714,7 +714,7 @@ def test_ctrl_c_during_indexing_says_the_run_can_be_resumed(tmp_path, settings):
               "from bot.cli import run\nrun()\n")
     proc = subprocess.Popen([str(QA.parent / "python"), "-c", slowed, "index", str(corpus), "--data-dir", str(data)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=qa_env(settings),
-                            cwd=tmp_path)
+                            cwd=tmp_path, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 120
         while chroma_rows(data) == 0 and proc.poll() is None and time.monotonic() < deadline:

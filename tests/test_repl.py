@@ -20,7 +20,7 @@ import pexpect
 import pytest
 
 from bot.answer.extractive import ABSTAIN_TEXT
-from tests.conftest import SEEDS, make_settings
+from tests.conftest import SEEDS, default_sigint, make_settings
 from tests.fakes.openai_server import FakeOpenAI, Reply, Slow, Status
 
 QA = Path(sys.executable).parent / "qa"
@@ -102,6 +102,7 @@ class Repl:
         self.child = pexpect.spawn(
             str(QA), ["chat", "--data-dir", str(settings.data_dir)], cwd=str(tmp_path),  # cwd: no stray .env
             env=chat_env(settings, **env), dimensions=(50, 200), encoding="utf-8", timeout=20,
+            preexec_fn=default_sigint,
         )
         self.child.logfile_read = self.log
 
