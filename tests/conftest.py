@@ -139,6 +139,8 @@ def reuse_vectors(request, monkeypatch):
     """
     if request.node.get_closest_marker("real_encode"):
         return
+    import numpy as np
+
     from index.embedding import MiniLMEncoder
 
     real = MiniLMEncoder.encode
@@ -152,8 +154,6 @@ def reuse_vectors(request, monkeypatch):
             vectors, per_span = got if spans is not None else (got, [None] * len(new))
             for j, i in enumerate(new):
                 _VECTORS[keys[i]] = (vectors[j], per_span[j])
-        import numpy as np
-
         out = np.stack([_VECTORS[k][0] for k in keys]) if keys else real(self, [], batch_size, spans, batch_tokens)
         if spans is None:
             return out
