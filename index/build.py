@@ -436,10 +436,10 @@ def _build(
     if group:
         flush()
 
-    # Bring the BM25 side in step with the store whenever the store's content differs from it,
-    # or its files are damaged (they are derived from the store, so they can always be rebuilt).
     if written >= RELEASE_AFTER:
         encoder.release()
+    # Bring the BM25 side in step with the store whenever the store's content differs from it,
+    # or its files are damaged (they are derived from the store, so they can always be rebuilt).
     if todo or removed:
         release_free_memory()  # what embedding freed, before every stored chunk is read back
         states, pairs = store.doc_states()

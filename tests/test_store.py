@@ -105,22 +105,24 @@ def qa(env: dict, cwd: Path, *args: str, timeout: float = 120) -> subprocess.Com
     return subprocess.run([str(QA), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
 
 
+def mixed_jobs(monkeypatch, *jobs: tuple[dict, Path, list[str], bool]) -> list:
+    """Run `qa` commands, each (env, cwd, args, cold): the cold ones as processes, all started first, the
+    rest in this process meanwhile (a cold `qa index` spends ~4 s importing its splitter); monkeypatch
+    only serves those."""
+    procs = {i: subprocess.Popen([str(QA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=env, cwd=cwd)
+             for i, (env, cwd, args, cold) in enumerate(jobs) if cold}
+    out: dict[int, object] = {i: qa_in_process(args, env, cwd, monkeypatch)
+                              for i, (env, cwd, args, cold) in enumerate(jobs) if not cold}
+    for i, p in procs.items():
+        stdout, stderr = p.communicate(timeout=120)
+        out[i] = subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
+    return [out[i] for i in range(len(jobs))]
+
+
 def qa_parallel(env: dict, cwd: Path, *commands: list[str]) -> list[subprocess.CompletedProcess]:
     """Run several short `qa` commands at once (they are independent; this only saves wall time)."""
-    return qa_jobs(*((env, cwd, args) for args in commands))
-
-
-def qa_jobs(*jobs: tuple[dict, Path, list[str]]) -> list[subprocess.CompletedProcess]:
-    """Run several independent `qa` commands at once, each (env, cwd, args) of its own."""
-    procs = [
-        subprocess.Popen([str(QA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
-        for env, cwd, args in jobs
-    ]
-    out = []
-    for (_, _, args), p in zip(jobs, procs):
-        stdout, stderr = p.communicate(timeout=120)
-        out.append(subprocess.CompletedProcess([str(QA), *args], p.returncode, stdout, stderr))
-    return out
+    return mixed_jobs(None, *((env, cwd, args, True) for args in commands))
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -199,20 +201,6 @@ def test_unreachable_server_is_store_unavailable(tmp_path):
 
 
 # --- through the CLI: qa index / qa index --status / qa ask ---------------------------------------------
-def mixed_jobs(monkeypatch, *jobs: tuple[dict, Path, list[str], bool]) -> list:
-    """Run `qa` commands, each (env, cwd, args, cold): the cold ones as processes, all started first, the
-    rest in this process meanwhile (a cold `qa index` spends ~4 s importing its splitter)."""
-    procs = {i: subprocess.Popen([str(QA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env=env, cwd=cwd)
-             for i, (env, cwd, args, cold) in enumerate(jobs) if cold}
-    out: dict[int, object] = {i: qa_in_process(args, env, cwd, monkeypatch)
-                              for i, (env, cwd, args, cold) in enumerate(jobs) if not cold}
-    for i, p in procs.items():
-        stdout, stderr = p.communicate(timeout=120)
-        out[i] = subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
-    return [out[i] for i in range(len(jobs))]
-
-
 def test_cli_index_status_and_ask_on_both_backends(chroma_server, tmp_path, settings, monkeypatch):
     """Embedded and server side by side: the server's commands are cold `qa` processes, the embedded
     store's the same commands in this process meanwhile (cold processes meet it throughout tests/test_cli.py)."""
