@@ -726,3 +726,22 @@ def test_ctrl_c_during_indexing_says_the_run_can_be_resumed(tmp_path, settings):
             proc.kill()
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err and "resume" in err, err  # guards against: a KeyboardInterrupt traceback
+
+
+def test_the_splitter_loads_nltk_without_scipy_or_sklearn_and_leaves_them_importable():
+    # A fresh process: in this one other tests may have imported scipy already (then nothing is hidden).
+    code = (
+        "import sys\n"
+        "from index.build import _import_splitter\n"
+        "SentenceSplitter, sentences = _import_splitter()\n"
+        "print(repr(sentences()('Smith left at noon. He came back.')))\n"
+        "print(sorted(m for m in ('nltk', 'scipy', 'sklearn') if m in sys.modules))\n"
+        "import scipy.stats\n"
+        "print(scipy.stats.norm.cdf(0.0))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    sentences, loaded, later = proc.stdout.splitlines()
+    assert sentences == "['Smith left at noon. ', 'He came back.']"  # punkt works
+    assert loaded == "['nltk']"  # punkt came with nltk; scipy and scikit-learn did not
+    assert later == "0.5"  # hidden only while nltk loaded
