@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -83,8 +84,6 @@ class Progress:
 
 def _import_splitter():
     """LlamaIndex's SentenceSplitter and punkt sentence splitter, imported with nltk but without scipy or sklearn."""
-    import sys
-
     # `import nltk` imports every nltk subpackage, and some of them pull in scipy.stats and scikit-learn when
     # they are installed (sentence-transformers, which the embedding model's wheel requires, installs both);
     # each such import is optional in nltk (try/except ImportError) and punkt uses none of them. Hidden while
