@@ -66,7 +66,7 @@ class Settings(BaseSettings):
         None, description="a reader model folder (ONNX or Hugging Face) or a cached Hugging Face id; default: the shipped one"
     )
     reader_threshold: float | None = Field(
-        None, description="abstain below this span-vs-no-answer margin; default: the model's calibrated value"
+        None, description="abstain below this span-vs-no-answer margin; default: the model's calibrated value (or gate)"
     )
     reader_chunks: int | None = Field(
         None, gt=0, le=50, description="retrieved chunks the reader reads; default: the model's calibrated depth"

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from bot.answer import ABSTAIN_TEXT
-from bot.answer.reader import MAX_WORDS, ReaderAnswerer, asks_two_things, sentence_bounds, trim_around
+from bot.answer.reader import (
+    GATE_FEATURES,
+    MAX_WORDS,
+    AnswerGate,
+    ReaderAnswerer,
+    asks_two_things,
+    gate_features,
+    sentence_bounds,
+    trim_around,
+)
 from bot.types import Chunk, Sentence
 
 MARKER = re.compile(r"\[(\d+)\]")
@@ -64,6 +74,19 @@ def test_sentence_bounds__covers_the_sentences_a_span_crosses():
     assert c.text[a:b] == "First one here. Second one there."
 
 
+def test_gate_features__are_the_best_finding_and_the_runner_up_margin():
+    assert gate_features([(5.0, 1.0, 2), (3.0, 2.5, 0)]) == (5.0, 1.0, 2.0, 0.5)
+    assert gate_features([(5.0, 1.0, 0)]) == (5.0, 1.0, 0.0, -10.0)  # nothing else found
+
+
+def test_answer_gate__loads_only_for_the_features_it_was_fitted_on():
+    cfg = {"features": list(GATE_FEATURES), "weights": [1.0, -1.0, -0.5, 0.0], "bias": -2.0}
+    gate = AnswerGate.from_config(cfg)
+    assert gate.score((6.0, 1.0, 0.0, -10.0)) == 3.0 and gate.score((3.0, 1.0, 2.0, 0.0)) == -1.0
+    assert AnswerGate.from_config(None) is None and AnswerGate.from_config({}) is None
+    assert AnswerGate.from_config({**cfg, "features": ["span_score", "null_score"]}) is None
+
+
 # --- with the shipped model -----------------------------------------------------------
 @pytest.fixture(scope="module")
 def answerer():
@@ -102,6 +125,25 @@ def test_answer__threshold_decides_between_answering_and_abstaining(answerer):
     lenient = ReaderAnswerer(answerer.reader, threshold=margin - 0.01)
     assert strict.answer(q, chunks).abstained
     assert not lenient.answer(q, chunks).abstained
+
+
+def test_answer__a_gate_in_reader_json_decides_unless_the_user_sets_a_threshold(answerer, tmp_path):
+    from bot.answer.span_reader import SHIPPED_MODEL, SpanReader
+
+    for name in ("model.onnx", "tokenizer.json"):
+        (tmp_path / name).symlink_to(SHIPPED_MODEL / name)
+    cfg = json.loads((SHIPPED_MODEL / "reader.json").read_text())
+    gate = {"features": list(GATE_FEATURES), "weights": [0.0] * len(GATE_FEATURES), "bias": -1.0}  # never answers
+    (tmp_path / "reader.json").write_text(json.dumps({**cfg, "gate": gate}))
+    chunks = [_chunk("The bridge opened in 1932 after six years of work.", "bridge.txt")]
+    q = "When did the bridge open?"
+    assert not answerer.answer(q, chunks).abstained  # the shipped model (no gate) answers it
+    gated = ReaderAnswerer(SpanReader(tmp_path))
+    assert gated.gate == AnswerGate((0.0,) * len(GATE_FEATURES), -1.0) and gated.answer(q, chunks).abstained
+    gated.gate = AnswerGate((0.0,) * len(GATE_FEATURES), 1.0)  # always answers
+    assert "1932" in gated.answer(q, chunks).text
+    # A threshold the user sets is the one rule, as documented for QA_READER_THRESHOLD.
+    assert ReaderAnswerer(gated.reader, threshold=-50).gate is None
 
 
 def test_answer__two_things_in_one_chunk_get_two_cited_sentences(answerer):

@@ -1,4 +1,4 @@
-"""Choose the reader's abstention threshold and how many chunks it reads, on validation data only.
+"""Choose how the reader abstains, and how many chunks it reads, on validation data only.
 
     python -m train.calibrate [--model bot/models/reader] [--write]
 
@@ -6,13 +6,24 @@ Validation sets (never the measurement sets):
 - `squad-val`: the 7 SQuAD articles of the validation split, indexed as a corpus, all their questions.
 - `rtqa-val`: RealTime QA 2020-2024 questions of the validation quiz dates (train/data/val.jsonl),
   each question's evidence an article of one corpus.
-Each question is asked twice through the real pipeline (hybrid retrieval + rerank): once as it is
-(answerable), and once with every chunk of its gold document and every chunk holding an answer removed
-from what the reader sees (unanswerable: related articles, no answer). For each reader depth, the
-threshold maximises the expected share of questions handled right when --answerable-share of them
-(default 0.75: most questions people ask are about what the articles say) are answerable:
-share x (answered correctly | answerable) + (1 - share) x (abstained | unanswerable), averaged over the
-two sets. `--write` stores the choice in the model's reader.json.
+Each question is asked through the real pipeline (hybrid retrieval + rerank) once as it is (answerable)
+and twice made unanswerable:
+- "elsewhere": every chunk of its gold document and every chunk holding an answer removed from what the
+  reader sees (related articles, no answer);
+- "cut": the same chunks in the same order with every sentence holding an answer cut out (the article
+  about the question is there but does not say: the commoner case when people ask about the news).
+The objective is the expected share of questions handled right when --answerable-share of them (default
+0.75: most questions people ask are about what the articles say) are answerable: share x (answered
+correctly | answerable) + (1 - share) x (abstained | unanswerable), the abstention averaged over the two
+kinds and the result over the two sets.
+1. A grid over reader depth, rank penalty and span-vs-no-answer margin threshold picks the depth and
+   penalty (and the margin threshold, used when the gate is off and for a second answer sentence).
+2. The answer gate: a logistic regression over the best finding's span score, its no-answer score, its
+   chunk's rank and the runner-up's margin (bot.answer.reader.GATE_FEATURES), weighted as the objective
+   weighs the questions, its cut-off chosen for the objective. It is also fitted on each set alone and
+   scored on the other, beside the margin threshold, so the table shows whether it carries across data.
+`--write` stores the choice in the model's reader.json; the gate only with `--gate` (on the shipped
+model it won on validation data but did not carry to the measurement sets: see its model card).
 """
 
 from __future__ import annotations
@@ -52,9 +63,37 @@ def _rtqa_val(data_dir: Path, val_file: Path, limit: int | None):
 PENALTIES = (0.0, 0.25, 0.5, 1.0, 2.0)
 
 
+def cut_answers(chunk, answers):
+    """The chunk with every sentence holding an answer cut out (None when under 10 words are left)."""
+    from bot.answer.reader import _FALLBACK_SENTENCE
+    from bot.types import Sentence
+    from eval.metrics import contains
+
+    spans = [(s.start, s.end) for s in chunk.sentences] or [
+        (m.start(), m.end()) for m in _FALLBACK_SENTENCE.finditer(chunk.text)]
+    parts, sentences, pos, size = [], [], 0, 0
+    for a, b in spans:
+        if contains(chunk.text[a:b], answers):
+            # The sentence goes; the text before it (headings, line breaks) stays.
+            parts.append(chunk.text[pos:a])
+            size += a - pos
+            pos = b
+            continue
+        gap, piece = chunk.text[pos:a], chunk.text[a:b]
+        parts += [gap, piece]
+        sentences.append(Sentence(size + len(gap), size + len(gap) + len(piece)))
+        size += len(gap) + len(piece)
+        pos = b
+    joined = "".join(parts) + chunk.text[pos:]
+    if len(joined.split()) < 10 or contains(joined, answers):
+        return None
+    return replace(chunk, text=joined, sentences=tuple(sentences), parts=())
+
+
 def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
     """Per question, reader depth and rank penalty: the chosen margin and correctness (answerable), and
-    the chosen margin with the gold document and every answer-holding chunk taken away (unanswerable)."""
+    the chosen margin with the gold document and every answer-holding chunk taken away (unanswerable);
+    plus every finding's (span score, no-answer score, rank) of the three variants, for the answer gate."""
     from eval.metrics import contains
 
     out = []
@@ -78,19 +117,97 @@ def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
                       if f.chunk.id in kept_rank and kept_rank[f.chunk.id] < n]
                 fu = answerer.order(fu, p)
                 rec[f"u{n}/{p}"] = fu[0].span.margin if fu else -1e9
+        # Unanswerable, "cut": the same chunks, in the same places, with the answer's sentences cut out.
+        cut = [(i, c2) for i, c in enumerate(chunks[:depth]) if (c2 := cut_answers(c, q.answers)) is not None]
+        fc = answerer.find(q.question, [c for _, c in cut])
+        fc = [replace(f, rank=cut[f.rank][0]) for f in fc]
+        for p in PENALTIES:
+            for n in DEPTHS:
+                fx = answerer.order([f for f in fc if f.rank < n], p)
+                rec[f"c{n}/{p}"] = fx[0].span.margin if fx else -1e9
+        raw = lambda fs: [(f.span.score, f.span.null, f.rank) for f in fs]  # noqa: E731
+        rec["raw"] = {"a": raw(f for f in found if f.rank < depth), "c": raw(fc),
+                      "u": raw(replace(f, rank=kept_rank[f.chunk.id]) for f in found
+                               if f.chunk.id in kept_rank and kept_rank[f.chunk.id] < depth)}
         out.append(rec)
     return out
 
 
 def sweep(records: list[dict], key: str) -> list[tuple[float, float, float, float]]:
-    """(threshold, answered-correct rate, false-abstention rate, abstention rate) for candidate thresholds."""
+    """(threshold, answered-correct rate, false-abstention rate, abstention rate) for candidate thresholds.
+
+    The abstention rate averages the two kinds of unanswerable question ("elsewhere" and "cut").
+    """
     a = np.array([r[f"a{key}"][0] for r in records])
     ok = np.array([r[f"a{key}"][1] for r in records])
     u = np.array([r[f"u{key}"] for r in records])
+    c = np.array([r.get(f"c{key}", r[f"u{key}"]) for r in records])
     out = []
     for t in np.arange(-6.0, 8.01, 0.25):
-        out.append((float(t), float(np.mean((a >= t) & ok)), float(np.mean(a < t)), float(np.mean(u < t))))
+        abstain = (np.mean(u < t) + np.mean(c < t)) / 2
+        out.append((float(t), float(np.mean((a >= t) & ok)), float(np.mean(a < t)), float(abstain)))
     return out
+
+
+def _gate_rows(records: list[dict], n: int, p: float):
+    """Per set: gate features, label (answered correctly) and variant ("a", "u", "c") of every question."""
+    from bot.answer.reader import GATE_FEATURES, gate_features
+
+    X, y, kind = [], [], []
+    for r in records:
+        for k in ("a", "u", "c"):
+            fs = sorted((f for f in r["raw"][k] if f[2] < n), key=lambda f: f[0] - f[1] - p * f[2], reverse=True)
+            # Nothing found: features that no gate answers from (a very low span score).
+            X.append(gate_features(fs) if fs else (-100.0, 0.0, 0.0, -10.0))
+            y.append(1.0 if k == "a" and r[f"a{n}/{p}"][1] else 0.0)
+            kind.append(k)
+    assert len(X[0]) == len(GATE_FEATURES)
+    return np.array(X), np.array(y), np.array(kind)
+
+
+def _objective(s: np.ndarray, y: np.ndarray, kind: np.ndarray, t: float, share: float) -> tuple[float, ...]:
+    """(objective, answered correctly, false abstention, abstention) when answering at score >= t."""
+    a = kind == "a"
+    correct = float(np.mean((s[a] >= t) & (y[a] == 1)))
+    abstain = float(np.mean([np.mean(s[kind == k] < t) for k in ("u", "c")]))
+    return share * correct + (1 - share) * abstain, correct, float(np.mean(s[a] < t)), abstain
+
+
+def _margin_threshold(rows: tuple, share: float) -> float:
+    """The margin threshold that maximises the objective on one set's gate rows (for comparison)."""
+    X, y, kind = rows
+    m = X[:, 0] - X[:, 1]
+    cands = np.arange(-6.0, 8.01, 0.25)
+    return float(cands[int(np.argmax([_objective(m, y, kind, t, share)[0] for t in cands]))])
+
+
+def fit_gate(sets: dict[str, tuple], share: float, l2: float = 1.0) -> tuple[np.ndarray, float]:
+    """Logistic regression (Newton steps, L2) of "answered correctly" on the gate features, each set and
+    variant weighted as the objective weighs them; returns (weights, bias) with the threshold that
+    maximises the mean objective over the sets folded into the bias."""
+    X = np.concatenate([v[0] for v in sets.values()])
+    y = np.concatenate([v[1] for v in sets.values()])
+    w = np.concatenate([np.where(v[2] == "a", share / np.sum(v[2] == "a"), (1 - share) / np.sum(v[2] != "a"))
+                        for v in sets.values()])
+    w = w / w.mean()
+    mu, sd = X.mean(0), X.std(0) + 1e-9
+    Z = np.hstack([(X - mu) / sd, np.ones((len(X), 1))])
+    beta = np.zeros(Z.shape[1])
+    reg = np.r_[np.full(X.shape[1], l2), 0.0]  # the intercept is not shrunk
+    for _ in range(100):
+        prob = 1 / (1 + np.exp(-(Z @ beta)))
+        grad = Z.T @ (w * (prob - y)) + reg * beta
+        hess = (Z * (w * prob * (1 - prob))[:, None]).T @ Z + np.diag(reg)
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    weights = beta[:-1] / sd
+    bias = beta[-1] - float(weights @ mu)
+    scores = {name: v[0] @ weights + bias for name, v in sets.items()}
+    cands = np.unique(np.quantile(np.concatenate(list(scores.values())), np.linspace(0, 1, 801)))
+    objective = [np.mean([_objective(scores[k], v[1], v[2], t, share)[0] for k, v in sets.items()]) for t in cands]
+    return weights, bias - float(cands[int(np.argmax(objective))])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-file", type=Path, default=HERE / "data" / "val.jsonl")
     ap.add_argument("--limit", type=int, default=None, help="questions per set (a quick run)")
     ap.add_argument("--write", action="store_true", help="store the chosen threshold and depth in reader.json")
+    ap.add_argument("--gate", action="store_true", help="with --write: store the answer gate too")
     ap.add_argument("--answerable-share", type=float, default=0.75,
                     help="the share of answerable questions the threshold is chosen for")
     ap.add_argument("--records", type=Path, default=None,
@@ -149,6 +267,23 @@ def main(argv: list[str] | None = None) -> None:
                 best = (scores[i], n, t, p)
     _, n, t, p = best
     print(f"chosen: reader depth {n}, rank penalty {p}, threshold {t:.2f}")
+    w = args.answerable_share
+    gate_sets = {name: _gate_rows(recs, n, p) for name, recs in results.items()}
+    print("answer gate (features: span score, no-answer score, rank, runner-up margin) against the margin threshold;")
+    print("first fitted on one set and scored on the other, then fitted on both:")
+    for fit_on, test_on in (list(gate_sets), list(gate_sets)[::-1]):
+        gw, gb = fit_gate({fit_on: gate_sets[fit_on]}, w)
+        tb = _margin_threshold(gate_sets[fit_on], w)
+        X, y, k = gate_sets[test_on]
+        g, m = _objective(X @ gw + gb, y, k, 0.0, w), _objective(X[:, 0] - X[:, 1], y, k, tb, w)
+        print(f"  fit on {fit_on}, scored on {test_on}: gate objective {g[0]:.3f} (correct {g[1]:.3f}, "
+              f"false abstention {g[2]:.3f}, abstention {g[3]:.3f}); margin threshold {tb:.2f}: {m[0]:.3f} "
+              f"(correct {m[1]:.3f}, false abstention {m[2]:.3f}, abstention {m[3]:.3f})")
+    gw, gb = fit_gate(gate_sets, w)
+    for name, (X, y, k) in gate_sets.items():
+        g = _objective(X @ gw + gb, y, k, 0.0, w)
+        print(f"  fit on both, {name}: objective {g[0]:.3f} (correct {g[1]:.3f}, false abstention {g[2]:.3f}, "
+              f"abstention {g[3]:.3f})")
     for name, recs in results.items():
         words = [r[f"a{n}/{p}"][2] for r in recs if r[f"a{n}/{p}"][0] >= t]
         print(f"  {name}: median answer {np.median(words) if words else 0:.0f} words")
@@ -157,7 +292,13 @@ def main(argv: list[str] | None = None) -> None:
 
         path = Path(args.model or SHIPPED_MODEL) / "reader.json"
         cfg = json.loads(path.read_text()) if path.exists() else {}
+        from bot.answer.reader import GATE_FEATURES
+
+        gate = {"features": list(GATE_FEATURES), "weights": [round(float(x), 6) for x in gw], "bias": round(gb, 6)}
         cfg.update({"threshold": round(t, 2), "depth": n, "rank_penalty": p, "calibrated_on": sorted(results)})
+        cfg.pop("gate", None)
+        if args.gate:
+            cfg["gate"] = gate
         path.write_text(json.dumps(cfg, indent=2) + "\n")
         print("wrote", path)
 

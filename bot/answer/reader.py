@@ -3,7 +3,9 @@
 The answer shows the span inside its sentence (trimmed around the span, never through it) with its
 [n] citation; a second cited sentence only when the question asks for two things and the reader finds
 the second in another sentence. It abstains when "no answer" beats every span by more than the
-threshold calibrated on held-out data (train/calibrate.py).
+threshold calibrated on held-out data (train/calibrate.py), or, for a model whose reader.json carries an
+answer gate, when the gate's logistic score over the best finding (span and "no answer" logits, chunk
+rank, runner-up margin) is below zero.
 """
 
 from __future__ import annotations
@@ -53,6 +55,36 @@ def heading_ranges(chunk: Chunk) -> list[tuple[int, int]]:
 def asks_two_things(question: str) -> bool:
     """True when the question joins two questions ("... and how many ...?")."""
     return bool(_TWO_THINGS.search(question))
+
+
+GATE_FEATURES = ("span_score", "null_score", "rank", "runner_up_margin")
+_NO_RUNNER_UP = -10.0  # a margin no real span has: "nothing else found"
+
+
+def gate_features(ordered: Sequence[tuple[float, float, int]]) -> tuple[float, ...]:
+    """The answer gate's inputs from (span score, no-answer score, chunk rank) of the findings, best first."""
+    score, null, rank = ordered[0]
+    runner_up = ordered[1][0] - ordered[1][1] if len(ordered) > 1 else _NO_RUNNER_UP
+    return (score, null, float(rank), runner_up)
+
+
+@dataclass(frozen=True)
+class AnswerGate:
+    """Answer when weights . gate_features + bias >= 0 (a logistic model fitted on validation data)."""
+
+    weights: tuple[float, ...]
+    bias: float
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> AnswerGate | None:
+        """The gate stored in a model's reader.json, or None when it has none (or not for these features)."""
+        if not cfg or tuple(cfg.get("features", ())) != GATE_FEATURES:
+            return None
+        return cls(tuple(float(w) for w in cfg["weights"]), float(cfg["bias"]))
+
+    def score(self, features: Sequence[float]) -> float:
+        """Above 0: answer; below: abstain."""
+        return float(sum(w * x for w, x in zip(self.weights, features)) + self.bias)
 
 
 @dataclass(frozen=True)
@@ -110,8 +142,10 @@ class ReaderAnswerer:
         # The reader scores each chunk alone; retrieval saw the whole corpus. A span from a lower-ranked
         # chunk must beat the better-ranked ones by rank_penalty per place (calibrated on validation data).
         self.rank_penalty = reader.rank_penalty if rank_penalty is None else rank_penalty
-        # Unset means the values calibrated for this model on validation data (its reader.json).
+        # Unset means the values calibrated for this model on validation data (its reader.json); a
+        # threshold the user sets replaces the gate, so that one number decides, as documented.
         self.threshold = reader.threshold if threshold is None else threshold
+        self.gate = AnswerGate.from_config(getattr(reader, "gate", None)) if threshold is None else None
         self.max_chunks = reader.depth if max_chunks is None else max_chunks
         self.max_words = max_words
 
@@ -134,9 +168,17 @@ class ReaderAnswerer:
     def answer(self, question: str, chunks: Sequence[Chunk], vector=None) -> Answer:
         """An Answer quoting the best span's sentence with [1], or an abstention listing the closest sources."""
         found = self.find(question, chunks)
-        if not found or found[0].span.margin < self.threshold:
+        if not self.answers(found):
             return self._abstain(question, chunks, found)
         return self.compose(question, chunks, found)
+
+    def answers(self, found: list[Found]) -> bool:
+        """True when the findings (best first) are worth answering from, False to abstain."""
+        if not found:
+            return False
+        if self.gate is None:
+            return found[0].span.margin >= self.threshold
+        return self.gate.score(gate_features([(f.span.score, f.span.null, f.rank) for f in found])) >= 0
 
     def compose(self, question: str, chunks: Sequence[Chunk], found: list[Found]) -> Answer:
         """The answer from the reader's findings (best first): the best span's sentence, trimmed, cited."""

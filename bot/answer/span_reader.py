@@ -133,6 +133,7 @@ class SpanReader:
         self.threshold = float(config.get("threshold", 0.0))
         self.depth = int(config.get("depth", 6))
         self.rank_penalty = float(config.get("rank_penalty", 0.0))
+        self.gate = config.get("gate")  # the answer gate's fitted weights (bot.answer.reader.AnswerGate)
         self.name = config.get("name", str(model or folder))
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.no_truncation()
