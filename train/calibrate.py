@@ -65,14 +65,12 @@ PENALTIES = (0.0, 0.25, 0.5, 1.0, 2.0)
 
 def cut_answers(chunk, answers):
     """The chunk with every sentence holding an answer cut out (None when under 10 words are left)."""
-    from bot.answer.reader import _FALLBACK_SENTENCE
+    from bot.answer.reader import sentence_spans
     from bot.types import Sentence
     from eval.metrics import contains
 
-    spans = [(s.start, s.end) for s in chunk.sentences] or [
-        (m.start(), m.end()) for m in _FALLBACK_SENTENCE.finditer(chunk.text)]
     parts, sentences, pos, size = [], [], 0, 0
-    for a, b in spans:
+    for a, b in sentence_spans(chunk):
         if contains(chunk.text[a:b], answers):
             # The sentence goes; the text before it (headings, line breaks) stays.
             parts.append(chunk.text[pos:a])
@@ -88,6 +86,11 @@ def cut_answers(chunk, answers):
     if len(joined.split()) < 10 or contains(joined, answers):
         return None
     return replace(chunk, text=joined, sentences=tuple(sentences), parts=())
+
+
+def _raw(found) -> list[tuple[float, float, int]]:
+    """(span score, no-answer score, rank) of each finding: what the answer gate reads."""
+    return [(f.span.score, f.span.null, f.rank) for f in found]
 
 
 def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
@@ -125,10 +128,9 @@ def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
             for n in DEPTHS:
                 fx = answerer.order([f for f in fc if f.rank < n], p)
                 rec[f"c{n}/{p}"] = fx[0].span.margin if fx else -1e9
-        raw = lambda fs: [(f.span.score, f.span.null, f.rank) for f in fs]  # noqa: E731
-        rec["raw"] = {"a": raw(f for f in found if f.rank < depth), "c": raw(fc),
-                      "u": raw(replace(f, rank=kept_rank[f.chunk.id]) for f in found
-                               if f.chunk.id in kept_rank and kept_rank[f.chunk.id] < depth)}
+        rec["raw"] = {"a": _raw(f for f in found if f.rank < depth), "c": _raw(fc),
+                      "u": _raw(replace(f, rank=kept_rank[f.chunk.id]) for f in found
+                                if f.chunk.id in kept_rank and kept_rank[f.chunk.id] < depth)}
         out.append(rec)
     return out
 

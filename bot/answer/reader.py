@@ -103,11 +103,16 @@ class Found:
         return self.chunk.text[self.sent_start : self.sent_end].strip()
 
 
-def sentence_bounds(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
-    """Character range of the chunk's sentence(s) covering [start, end)."""
-    spans = [(s.start, s.end) for s in chunk.sentences] or [
+def sentence_spans(chunk: Chunk) -> list[tuple[int, int]]:
+    """The chunk's sentences as character ranges (split on end punctuation when the index gave none)."""
+    return [(s.start, s.end) for s in chunk.sentences] or [
         (m.start(), m.end()) for m in _FALLBACK_SENTENCE.finditer(chunk.text)
     ]
+
+
+def sentence_bounds(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
+    """Character range of the chunk's sentence(s) covering [start, end)."""
+    spans = sentence_spans(chunk)
     covering = [(a, b) for a, b in spans if a < end and b > start]
     if not covering:
         return start, end
