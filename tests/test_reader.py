@@ -18,6 +18,7 @@ from bot.answer.reader import (
     sentence_bounds,
     trim_around,
 )
+from bot.errors import ReaderUnavailable
 from bot.types import Chunk, Sentence
 
 MARKER = re.compile(r"\[(\d+)\]")
@@ -85,6 +86,10 @@ def test_answer_gate__loads_only_for_the_features_it_was_fitted_on():
     assert gate.score((6.0, 1.0, 0.0, -10.0)) == 3.0 and gate.score((3.0, 1.0, 2.0, 0.0)) == -1.0
     assert AnswerGate.from_config(None) is None and AnswerGate.from_config({}) is None
     assert AnswerGate.from_config({**cfg, "features": ["span_score", "null_score"]}) is None
+    no_bias = {k: v for k, v in cfg.items() if k != "bias"}
+    for broken in ({**cfg, "weights": [1.0]}, {**cfg, "weights": ["x"] * 4}, no_bias):
+        with pytest.raises(ReaderUnavailable, match="malformed answer gate"):
+            AnswerGate.from_config(broken)
 
 
 # --- with the shipped model -----------------------------------------------------------

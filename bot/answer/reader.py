@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from bot.answer import ABSTAIN_TEXT
 from bot.answer.span_reader import Span, SpanReader
+from bot.errors import ReaderUnavailable
 from bot.types import Answer, Chunk, Citation
 
 MAX_WORDS = 35  # the goal is a median answer <= 40 words; a two-part answer's second part gets half
@@ -80,7 +81,16 @@ class AnswerGate:
         """The gate stored in a model's reader.json, or None when it has none (or not for these features)."""
         if not cfg or tuple(cfg.get("features", ())) != GATE_FEATURES:
             return None
-        return cls(tuple(float(w) for w in cfg["weights"]), float(cfg["bias"]))
+        try:
+            weights = tuple(float(w) for w in cfg["weights"])
+            bias = float(cfg["bias"])
+        except (KeyError, TypeError, ValueError):
+            weights, bias = (), 0.0
+        if len(weights) != len(GATE_FEATURES):
+            raise ReaderUnavailable("the reader model's reader.json has a malformed answer gate: "
+                                    f"it needs {len(GATE_FEATURES)} numeric weights and a bias "
+                                    "(re-run `python -m train.calibrate --write`)")
+        return cls(weights, bias)
 
     def score(self, features: Sequence[float]) -> float:
         """Above 0: answer; below: abstain."""
