@@ -89,23 +89,32 @@ def cut_answers(chunk, answers):
 
 
 def _raw(found) -> list[tuple[float, float, int]]:
-    """(span score, no-answer score, rank) of each finding: what the answer gate reads."""
+    """(span score, no-answer score, rank) of each finding: what the threshold and the answer gate read."""
     return [(f.span.score, f.span.null, f.rank) for f in found]
 
 
+def _ordered(raw: list, n: int, p: float) -> list:
+    """The raw findings of the top n chunks, best first as ReaderAnswerer.order ranks them."""
+    return sorted((f for f in raw if f[2] < n), key=lambda f: f[0] - f[1] - p * f[2], reverse=True)
+
+
+def _top_margin(raw: list, n: int, p: float) -> float:
+    """The margin of the finding the reader would answer from (-1e9 when it found nothing)."""
+    best = _ordered(raw, n, p)
+    return best[0][0] - best[0][1] if best else -1e9
+
+
 def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
-    """Per question, reader depth and rank penalty: the chosen margin and correctness (answerable), and
-    the chosen margin with the gold document and every answer-holding chunk taken away (unanswerable);
-    plus every finding's (span score, no-answer score, rank) of the three variants, for the answer gate."""
+    """Per question: for each reader depth and rank penalty, the chosen margin and correctness as asked
+    (composing the answer is needed to score it); and every finding's (span score, no-answer score, rank)
+    as asked ("a") and made unanswerable both ways ("u": elsewhere, "c": cut), from which the margins of
+    the unanswerable variants and the answer gate's features are derived."""
     from eval.metrics import contains
 
     out = []
     for q in questions:
         chunks = pipeline.retrieve(q.question, k=depth + 8)
         found = answerer.find(q.question, chunks)
-        bad = {c.id for c in chunks if c.doc_id in q.gold_docs or contains(c.text, q.answers)}
-        kept = [c for c in chunks if c.id not in bad]
-        kept_rank = {c.id: i for i, c in enumerate(kept)}
         rec = {"id": q.id}
         for p in PENALTIES:
             for n in DEPTHS:
@@ -115,37 +124,33 @@ def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
                     rec[f"a{n}/{p}"] = (fa[0].span.margin, bool(contains(text, q.answers)), len(text.split()))
                 else:
                     rec[f"a{n}/{p}"] = (-1e9, False, 0)
-                # Unanswerable: the same findings without the answer's chunks, ranked among what is left.
-                fu = [replace(f, rank=kept_rank[f.chunk.id]) for f in found
-                      if f.chunk.id in kept_rank and kept_rank[f.chunk.id] < n]
-                fu = answerer.order(fu, p)
-                rec[f"u{n}/{p}"] = fu[0].span.margin if fu else -1e9
+        # Unanswerable, "elsewhere": the same findings without the answer's chunks, ranked among what is left.
+        bad = {c.id for c in chunks if c.doc_id in q.gold_docs or contains(c.text, q.answers)}
+        kept_rank = {c.id: i for i, c in enumerate(c for c in chunks if c.id not in bad)}
+        fu = [replace(f, rank=kept_rank[f.chunk.id]) for f in found
+              if f.chunk.id in kept_rank and kept_rank[f.chunk.id] < depth]
         # Unanswerable, "cut": the same chunks, in the same places, with the answer's sentences cut out.
         cut = [(i, c2) for i, c in enumerate(chunks[:depth]) if (c2 := cut_answers(c, q.answers)) is not None]
-        fc = answerer.find(q.question, [c for _, c in cut])
-        fc = [replace(f, rank=cut[f.rank][0]) for f in fc]
-        for p in PENALTIES:
-            for n in DEPTHS:
-                fx = answerer.order([f for f in fc if f.rank < n], p)
-                rec[f"c{n}/{p}"] = fx[0].span.margin if fx else -1e9
-        rec["raw"] = {"a": _raw(f for f in found if f.rank < depth), "c": _raw(fc),
-                      "u": _raw(replace(f, rank=kept_rank[f.chunk.id]) for f in found
-                                if f.chunk.id in kept_rank and kept_rank[f.chunk.id] < depth)}
+        fc = [replace(f, rank=cut[f.rank][0]) for f in answerer.find(q.question, [c for _, c in cut])]
+        rec["raw"] = {"a": _raw(f for f in found if f.rank < depth), "u": _raw(fu), "c": _raw(fc)}
         out.append(rec)
     return out
 
 
-def sweep(records: list[dict], key: str) -> list[tuple[float, float, float, float]]:
+THRESHOLDS = np.arange(-6.0, 8.01, 0.25)  # the span-vs-no-answer margins the grid tries
+
+
+def sweep(records: list[dict], n: int, p: float) -> list[tuple[float, float, float, float]]:
     """(threshold, answered-correct rate, false-abstention rate, abstention rate) for candidate thresholds.
 
     The abstention rate averages the two kinds of unanswerable question ("elsewhere" and "cut").
     """
-    a = np.array([r[f"a{key}"][0] for r in records])
-    ok = np.array([r[f"a{key}"][1] for r in records])
-    u = np.array([r[f"u{key}"] for r in records])
-    c = np.array([r.get(f"c{key}", r[f"u{key}"]) for r in records])
+    a = np.array([r[f"a{n}/{p}"][0] for r in records])
+    ok = np.array([r[f"a{n}/{p}"][1] for r in records])
+    u = np.array([_top_margin(r["raw"]["u"], n, p) for r in records])
+    c = np.array([_top_margin(r["raw"]["c"], n, p) for r in records])
     out = []
-    for t in np.arange(-6.0, 8.01, 0.25):
+    for t in THRESHOLDS:
         abstain = (np.mean(u < t) + np.mean(c < t)) / 2
         out.append((float(t), float(np.mean((a >= t) & ok)), float(np.mean(a < t)), float(abstain)))
     return out
@@ -158,9 +163,9 @@ def _gate_rows(records: list[dict], n: int, p: float):
     X, y, kind = [], [], []
     for r in records:
         for k in ("a", "u", "c"):
-            fs = sorted((f for f in r["raw"][k] if f[2] < n), key=lambda f: f[0] - f[1] - p * f[2], reverse=True)
-            # Nothing found: features that no gate answers from (a very low span score).
-            X.append(gate_features(fs) if fs else (-100.0, 0.0, 0.0, -10.0))
+            fs = _ordered(r["raw"][k], n, p)
+            # Nothing found: features that no gate answers from (a very low span score, nothing else found).
+            X.append(gate_features(fs) if fs else gate_features([(-100.0, 0.0, 0)]))
             y.append(1.0 if k == "a" and r[f"a{n}/{p}"][1] else 0.0)
             kind.append(k)
     assert len(X[0]) == len(GATE_FEATURES)
@@ -179,8 +184,7 @@ def _margin_threshold(rows: tuple, share: float) -> float:
     """The margin threshold that maximises the objective on one set's gate rows (for comparison)."""
     X, y, kind = rows
     m = X[:, 0] - X[:, 1]
-    cands = np.arange(-6.0, 8.01, 0.25)
-    return float(cands[int(np.argmax([_objective(m, y, kind, t, share)[0] for t in cands]))])
+    return float(THRESHOLDS[int(np.argmax([_objective(m, y, kind, t, share)[0] for t in THRESHOLDS]))])
 
 
 def fit_gate(sets: dict[str, tuple], share: float, l2: float = 1.0) -> tuple[np.ndarray, float]:
@@ -255,8 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'':>5} {'':>7} {'':>9} | " + " | ".join(f"{'correct':>9} {'false-abst':>10} {'abstain':>8}" for _ in results))
     for n in DEPTHS:
         for p in PENALTIES:
-            key = f"{n}/{p}"
-            tables = {name: sweep(recs, key) for name, recs in results.items()}
+            tables = {name: sweep(recs, n, p) for name, recs in results.items()}
             w = args.answerable_share
             scores = [np.mean([w * tables[name][i][1] + (1 - w) * tables[name][i][3] for name in tables])
                       for i in range(len(next(iter(tables.values()))))]

@@ -160,7 +160,7 @@ class ReaderAnswerer:
         # Unset means the values calibrated for this model on validation data (its reader.json); a
         # threshold the user sets replaces the gate, so that one number decides, as documented.
         self.threshold = reader.threshold if threshold is None else threshold
-        self.gate = AnswerGate.from_config(getattr(reader, "gate", None)) if threshold is None else None
+        self.gate = AnswerGate.from_config(reader.gate) if threshold is None else None
         self.max_chunks = reader.depth if max_chunks is None else max_chunks
         self.max_words = max_words
 
@@ -183,11 +183,11 @@ class ReaderAnswerer:
     def answer(self, question: str, chunks: Sequence[Chunk], vector=None) -> Answer:
         """An Answer quoting the best span's sentence with [1], or an abstention listing the closest sources."""
         found = self.find(question, chunks)
-        if not self.answers(found):
+        if not self.should_answer(found):
             return self._abstain(question, chunks, found)
         return self.compose(question, chunks, found)
 
-    def answers(self, found: list[Found]) -> bool:
+    def should_answer(self, found: list[Found]) -> bool:
         """True when the findings (best first) are worth answering from, False to abstain."""
         if not found:
             return False
