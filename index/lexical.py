@@ -327,13 +327,14 @@ class LexicalIndex:
         # comes back, which does not show in the search time (scale index, 75 newsqa-dev questions three
         # times, alternating runs: 3.5-4.0 ms per search with the release, 3.1-4.4 ms without), and keeps a
         # query process flat (60 questions: 516 MiB after the first and the last; 524 -> 560 MiB without).
-        if self._retriever is None:
+        advice = getattr(mmap, "MADV_DONTNEED", None)  # absent on Windows
+        if self._retriever is None or advice is None:
             return
         for array in self._retriever.scores.values():
             mapped = getattr(array, "_mmap", None)  # numpy's memmap keeps its mmap.mmap here
             if mapped is not None and hasattr(mapped, "madvise"):
                 try:
-                    mapped.madvise(mmap.MADV_DONTNEED)
+                    mapped.madvise(advice)
                 except (OSError, ValueError):  # closed or not supported: only memory is at stake
                     pass
 
