@@ -43,7 +43,7 @@ STOPWORDS = sorted(
         with would you your yours yourself yourselves s t don shall may might must one name tell""".split()
     )
 )
-LEXICAL_VERSION = "3"  # 3: document frequencies stored beside the BM25 files (df.json, no longer read)
+LEXICAL_VERSION = "3"  # 3: the tokenization below (older version-3 builds also wrote df.json, now ignored)
 # What bm25s writes for an index; all must be present for the BM25 side to load.
 BM25_FILES = ("params.index.json", "vocab.index.json", "data.csc.index.npy", "indices.csc.index.npy",
               "indptr.csc.index.npy")
@@ -55,17 +55,18 @@ def _bm25s():
     import logging
     import sys
 
-    if "bm25s" not in sys.modules and "scipy" not in sys.modules:
+    hide_scipy = "bm25s" not in sys.modules and "scipy" not in sys.modules
+    if hide_scipy:
         # bm25s imports scipy.sparse whenever it can, only to offer it as a build backend this project never
         # selects (its default, and ours, is "numpy"). That import costs 27 MiB of resident memory and ~70 ms
         # on every query process; a None entry in sys.modules makes it fail fast, so bm25s records scipy as
         # absent. The entry is removed again at once, so scipy stays importable for anything else.
         sys.modules["scipy"] = None  # type: ignore[assignment]
-        try:
-            import bm25s
-        finally:
+    try:
+        import bm25s
+    finally:
+        if hide_scipy:
             del sys.modules["scipy"]
-    import bm25s
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     return bm25s
@@ -313,8 +314,8 @@ class LexicalIndex:
         try:
             for t in terms:
                 i = vocab.get(t)
-                df = int(indptr[i + 1] - indptr[i]) if i is not None and i + 1 < len(indptr) else 0
-                out[t] = math.log(1 + (n - max(df, 1) + 0.5) / (max(df, 1) + 0.5))
+                df = max(int(indptr[i + 1] - indptr[i]) if i is not None and i + 1 < len(indptr) else 0, 1)
+                out[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
         finally:
             self._release_pages()
         return out

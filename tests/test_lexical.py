@@ -35,7 +35,7 @@ def lexical(tmp_path) -> LexicalIndex:
 
 
 def test_idf_counts_the_chunks_that_hold_each_term(lexical):
-    terms = [t for t in lexical.tokenize(["harbour bridge storm ferry"])[0]]
+    terms = lexical.tokenize(["harbour bridge storm ferry"])[0]
     assert len(terms) == 4
     n = len(TEXTS)
     titled = [f"Article {i}\n{t}" for i, t in enumerate(TEXTS)]
