@@ -20,31 +20,32 @@ def _tiny_qa_onnx(tmp_path):
     return export_onnx(tmp_path / "src", tmp_path / "float.onnx", model=model)
 
 
+def _matmuls(path):
+    """(names of MatMuls over a float weight, {MatMulInteger name: its weight scale's dims})."""
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: i for i in graph.initializer}
+    floats = [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    ints = {n.name: list(inits[n.input[1].removesuffix("_quantized") + "_scale"].dims)
+            for n in graph.node if n.op_type == "MatMulInteger"}
+    return floats, ints
+
+
 def test_quantize__per_channel_keeps_the_first_layer_float_and_the_rest_int8_per_channel(tmp_path):
     src = _tiny_qa_onnx(tmp_path)
     quantize(src, tmp_path / "int8.onnx", "per-channel")
-    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
-    inits = {i.name: i for i in graph.initializer}
-    float_weights = [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits]
-    int_weights = [n for n in graph.node if n.op_type == "MatMulInteger"]
-    assert float_weights and all("layer.0/" in name for name in float_weights)
-    assert int_weights and not any("layer.0/" in n.name for n in int_weights)
+    floats, ints = _matmuls(tmp_path / "int8.onnx")
+    assert floats and all("layer.0/" in name for name in floats)
+    assert ints and not any("layer.0/" in name for name in ints)
     # per-channel: one weight scale per output column, not one per tensor
-    for n in int_weights:
-        scale = inits[n.input[1].removesuffix("_quantized") + "_scale"]
-        assert len(scale.dims) == 1 and scale.dims[0] > 1
+    assert all(len(dims) == 1 and dims[0] > 1 for dims in ints.values())
 
 
 def test_quantize__per_tensor_quantizes_every_weight_matmul_with_one_scale(tmp_path):
     src = _tiny_qa_onnx(tmp_path)
     quantize(src, tmp_path / "int8.onnx")
-    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
-    inits = {i.name: i for i in graph.initializer}
-    assert not [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits]
-    int_weights = [n for n in graph.node if n.op_type == "MatMulInteger"]
-    assert int_weights
-    for n in int_weights:
-        assert len(inits[n.input[1].removesuffix("_quantized") + "_scale"].dims) == 0
+    floats, ints = _matmuls(tmp_path / "int8.onnx")
+    assert not floats
+    assert ints and all(dims == [] for dims in ints.values())
 
 
 @pytest.mark.parametrize("scheme", ["per-tensor", "per-channel"])
