@@ -9,9 +9,10 @@ Sources (and only these; the sets the bot is measured on are never read here):
 Each line: {id, source, split, question, context, answer_start, answer_text, answerable, group}.
 Negatives (answerable false) teach the no-answer head: the question with a passage on the same subject
 that lacks the answer (another paragraph of the same article; the same passage with the answer's
-sentence removed; another news quiz's evidence from the same week).
+sentence removed; another news quiz's evidence from the same week). With --bm25-negatives N, also the N
+passages of other subjects that BM25 ranks highest for the question (see bm25_negatives).
 
-Usage: python -m train.prepare [--data ../shared/data] [--out train/data]
+Usage: python -m train.prepare [--data ../shared/data] [--out train/data] [--bm25-negatives N]
 """
 
 from __future__ import annotations
@@ -152,16 +153,61 @@ def realtimeqa_examples(root: Path, rng: random.Random) -> list[dict]:
     return out
 
 
+def bm25_negatives(rows: list[dict], per_question: int = 1) -> list[dict]:
+    """For each answerable row, the passages BM25 ranks highest for its question from other subjects of the same
+    split that lack every answer string: lexically the closest wrong passages, as a retriever would offer them."""
+    import bm25s
+
+    out = []
+    for split in SPLITS:
+        pos = [r for r in rows if r["answerable"] and r["split"] == split]
+        if not pos:
+            continue
+        passages, owner = [], []
+        seen: dict[str, int] = {}
+        for r in pos:
+            if r["context"] not in seen:
+                seen[r["context"]] = len(passages)
+                passages.append(r["context"])
+                owner.append(r["title"] or r["group"])
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize(passages, stopwords="en", show_progress=False), show_progress=False)
+        k = min(20, len(passages))
+        docs, scores = retriever.retrieve(bm25s.tokenize([r["question"] for r in pos], stopwords="en",
+                                                    show_progress=False), k=k, show_progress=False)
+        for r, hits, hit_scores in zip(pos, docs, scores):
+            # SQuAD: another Wikipedia article; news: another quiz question's evidence (its own story differs).
+            subject = r["title"] or r["group"]
+            taken = 0
+            for j, score in zip(hits, hit_scores):
+                ctx = passages[int(j)]
+                if score <= 0:  # no word in common: not a hard negative
+                    break
+                if owner[int(j)] == subject or ctx == r["context"] or contains_any(ctx, r["answers"]):
+                    continue
+                out.append({**{k2: r[k2] for k2 in ("source", "split", "question", "group", "title", "answers")},
+                            "id": f"{r['id']}-bm25{taken}", "context": ctx, "answer_start": -1,
+                            "answer_text": "", "answerable": False})
+                taken += 1
+                if taken == per_question:
+                    break
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Write train/val/test JSONL files and print their counts."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "data")
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--bm25-negatives", type=int, default=0,
+                    help="per answerable question, add N BM25-ranked passages from other subjects as negatives")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     rows = squad_examples(args.data / "squad-v1.1" / "dev-v1.1.json", rng)
     rows += realtimeqa_examples(args.data / "realtimeqa", rng)
+    if args.bm25_negatives:
+        rows += bm25_negatives(rows, args.bm25_negatives)
     args.out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         part = [r for r in rows if r["split"] == split]

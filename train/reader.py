@@ -35,8 +35,10 @@ def examples_for_epoch(rows: list[dict], rng: random.Random, neg_ratio: float, n
     pos = [r for r in rows if r["answerable"]]
     pos = pos + [r for r in pos if r["source"] == "realtimeqa"] * (news_repeat - 1)
     neg = [r for r in rows if not r["answerable"]]
-    news_neg = [r for r in neg if r["source"] == "realtimeqa"]
-    other_neg = [r for r in neg if r["source"] != "realtimeqa"]
+    # The news quiz's own negatives are few and all taken; BM25-ranked ones (prepare --bm25-negatives) are
+    # one per question and join the sampled pool, so they do not crowd out the other kinds.
+    news_neg = [r for r in neg if r["source"] == "realtimeqa" and "-bm25" not in r["id"]]
+    other_neg = [r for r in neg if r["source"] != "realtimeqa" or "-bm25" in r["id"]]
     want = int(len(pos) * neg_ratio)
     picked = news_neg * news_repeat
     picked += rng.sample(other_neg, max(0, min(len(other_neg), want - len(picked))))
