@@ -24,6 +24,8 @@ kinds and the result over the two sets.
    scored on the other, beside the margin threshold, so the table shows whether it carries across data.
 `--write` stores the choice in the model's reader.json; the gate only with `--gate` (on the shipped
 model it won on validation data but did not carry to the measurement sets: see its model card).
+`--records FILE --against OTHER` compares two models (each one's records file) at the settings the grid picks
+for each, with a paired bootstrap over the questions: how a candidate model is accepted or turned down.
 """
 
 from __future__ import annotations
@@ -216,6 +218,67 @@ def fit_gate(sets: dict[str, tuple], share: float, l2: float = 1.0) -> tuple[np.
     return weights, bias - float(cands[int(np.argmax(objective))])
 
 
+def choose(results: dict[str, list[dict]], share: float, verbose: bool = False) -> tuple[float, int, float, float]:
+    """(objective, depth, threshold, rank penalty) that the grid picks from per-set records; prints it when verbose."""
+    best = None
+    if verbose:
+        print(f"{'depth':>5} {'penalty':>7} {'threshold':>9} | " + " | ".join(f"{n:^29}" for n in results))
+        print(f"{'':>5} {'':>7} {'':>9} | " + " | ".join(f"{'correct':>9} {'false-abst':>10} {'abstain':>8}"
+                                                         for _ in results))
+    for n in DEPTHS:
+        for p in PENALTIES:
+            tables = {name: sweep(recs, n, p) for name, recs in results.items()}
+            scores = [np.mean([share * tables[name][i][1] + (1 - share) * tables[name][i][3] for name in tables])
+                      for i in range(len(next(iter(tables.values()))))]
+            i = int(np.argmax(scores))
+            t = next(iter(tables.values()))[i][0]
+            if verbose:
+                cells = " | ".join(f"{tables[name][i][1]:>9.3f} {tables[name][i][2]:>10.3f} {tables[name][i][3]:>8.3f}"
+                                   for name in tables)
+                print(f"{n:>5} {p:>7} {t:>9.2f} | {cells}   objective {scores[i]:.3f}", flush=True)
+            if best is None or scores[i] > best[0] + (0.003 if n > best[1] else 0.0):  # depth must pay for itself
+                best = (float(scores[i]), n, float(t), p)
+    return best
+
+
+def per_question(records: list[dict], n: int, p: float, t: float, share: float) -> np.ndarray:
+    """Each question's share of the objective at one setting (the set's objective is their mean)."""
+    a = np.array([r[f"a{n}/{p}"][0] for r in records])
+    ok = np.array([r[f"a{n}/{p}"][1] for r in records])
+    u = np.array([_top_margin(r["raw"]["u"], n, p) for r in records])
+    c = np.array([_top_margin(r["raw"]["c"], n, p) for r in records])
+    return share * ((a >= t) & ok) + (1 - share) * ((u < t).astype(float) + (c < t)) / 2
+
+
+def paired_bootstrap(base: dict[str, list[dict]], new: dict[str, list[dict]], share: float,
+                     rounds: int = 5000, seed: int = 0) -> dict[str, float]:
+    """The new model's objective minus the base's, each at the setting the grid picks for it, with a 95 %
+    interval and the share of resamples where it does not gain: questions are resampled within each set,
+    the same questions for both models, so what the two share (question difficulty) cancels out."""
+    settings = {"base": choose(base, share), "new": choose(new, share)}
+    xs = []
+    for name in base:
+        if [r["id"] for r in base[name]] != [r["id"] for r in new.get(name, [])]:
+            raise ValueError(f"the two record files do not hold the same {name} questions")
+        pair = []
+        for key, recs in (("base", base), ("new", new)):
+            _, n, t, p = settings[key]
+            pair.append(per_question(recs[name], n, p, t, share))
+        xs.append(pair)
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(rounds)
+    for j in range(rounds):
+        d = 0.0
+        for xa, xb in xs:
+            i = rng.integers(0, len(xa), len(xa))
+            d += xb[i].mean() - xa[i].mean()
+        diffs[j] = d / len(xs)
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {"base": settings["base"][0], "new": settings["new"][0],
+            "gain": settings["new"][0] - settings["base"][0], "low": float(lo), "high": float(hi),
+            "p_no_gain": float(np.mean(diffs <= 0))}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the calibration and print the table (and write reader.json with --write)."""
     from bot.config import load_settings
@@ -234,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="the share of answerable questions the threshold is chosen for")
     ap.add_argument("--records", type=Path, default=None,
                     help="save the per-question observations here, or reuse them if the file exists")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="another model's --records file: compare the two objectives, paired over the questions")
     args = ap.parse_args(argv)
 
     settings = load_settings(data_dir=args.data_dir, offline_answerer="reader", reader_model=args.model)
@@ -254,23 +319,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.records and sets:
         args.records.write_text(json.dumps(results))
 
-    best = None
-    print(f"{'depth':>5} {'penalty':>7} {'threshold':>9} | " + " | ".join(f"{n:^29}" for n in results))
-    print(f"{'':>5} {'':>7} {'':>9} | " + " | ".join(f"{'correct':>9} {'false-abst':>10} {'abstain':>8}" for _ in results))
-    for n in DEPTHS:
-        for p in PENALTIES:
-            tables = {name: sweep(recs, n, p) for name, recs in results.items()}
-            w = args.answerable_share
-            scores = [np.mean([w * tables[name][i][1] + (1 - w) * tables[name][i][3] for name in tables])
-                      for i in range(len(next(iter(tables.values()))))]
-            i = int(np.argmax(scores))
-            t = next(iter(tables.values()))[i][0]
-            cells = " | ".join(f"{tables[name][i][1]:>9.3f} {tables[name][i][2]:>10.3f} {tables[name][i][3]:>8.3f}"
-                               for name in tables)
-            print(f"{n:>5} {p:>7} {t:>9.2f} | {cells}   objective {scores[i]:.3f}", flush=True)
-            if best is None or scores[i] > best[0] + (0.003 if n > best[1] else 0.0):  # depth must pay for itself
-                best = (scores[i], n, t, p)
-    _, n, t, p = best
+    _, n, t, p = choose(results, args.answerable_share, verbose=True)
+    if args.against:
+        cmp = paired_bootstrap(json.loads(args.against.read_text()), results, args.answerable_share)
+        print(f"against {args.against}: objective {cmp['new']:.4f} vs {cmp['base']:.4f}, gain {cmp['gain']:+.4f} "
+              f"(95 % interval {cmp['low']:+.4f} to {cmp['high']:+.4f}; no gain in {cmp['p_no_gain']:.1%} of "
+              "resamples)")
     print(f"chosen: reader depth {n}, rank penalty {p}, threshold {t:.2f}")
     w = args.answerable_share
     gate_sets = {name: _gate_rows(recs, n, p) for name, recs in results.items()}
