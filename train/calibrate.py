@@ -142,15 +142,22 @@ def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
 THRESHOLDS = np.arange(-6.0, 8.01, 0.25)  # the span-vs-no-answer margins the grid tries
 
 
+def _margins(records: list[dict], n: int, p: float) -> tuple[np.ndarray, ...]:
+    """Per question at one depth and penalty: the margin and correctness as asked, and the margins of its
+    "elsewhere" and "cut" variants."""
+    a = np.array([r[f"a{n}/{p}"][0] for r in records])
+    ok = np.array([r[f"a{n}/{p}"][1] for r in records])
+    u = np.array([_top_margin(r["raw"]["u"], n, p) for r in records])
+    c = np.array([_top_margin(r["raw"]["c"], n, p) for r in records])
+    return a, ok, u, c
+
+
 def sweep(records: list[dict], n: int, p: float) -> list[tuple[float, float, float, float]]:
     """(threshold, answered-correct rate, false-abstention rate, abstention rate) for candidate thresholds.
 
     The abstention rate averages the two kinds of unanswerable question ("elsewhere" and "cut").
     """
-    a = np.array([r[f"a{n}/{p}"][0] for r in records])
-    ok = np.array([r[f"a{n}/{p}"][1] for r in records])
-    u = np.array([_top_margin(r["raw"]["u"], n, p) for r in records])
-    c = np.array([_top_margin(r["raw"]["c"], n, p) for r in records])
+    a, ok, u, c = _margins(records, n, p)
     out = []
     for t in THRESHOLDS:
         abstain = (np.mean(u < t) + np.mean(c < t)) / 2
@@ -243,10 +250,7 @@ def choose(results: dict[str, list[dict]], share: float, verbose: bool = False) 
 
 def per_question(records: list[dict], n: int, p: float, t: float, share: float) -> np.ndarray:
     """Each question's share of the objective at one setting (the set's objective is their mean)."""
-    a = np.array([r[f"a{n}/{p}"][0] for r in records])
-    ok = np.array([r[f"a{n}/{p}"][1] for r in records])
-    u = np.array([_top_margin(r["raw"]["u"], n, p) for r in records])
-    c = np.array([_top_margin(r["raw"]["c"], n, p) for r in records])
+    a, ok, u, c = _margins(records, n, p)
     return share * ((a >= t) & ok) + (1 - share) * ((u < t).astype(float) + (c < t)) / 2
 
 
