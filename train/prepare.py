@@ -163,13 +163,10 @@ def bm25_negatives(rows: list[dict], per_question: int = 1) -> list[dict]:
         pos = [r for r in rows if r["answerable"] and r["split"] == split]
         if not pos:
             continue
-        passages, owner = [], []
-        seen: dict[str, int] = {}
+        owner: dict[str, str] = {}  # each distinct passage -> its subject, in first-seen order
         for r in pos:
-            if r["context"] not in seen:
-                seen[r["context"]] = len(passages)
-                passages.append(r["context"])
-                owner.append(r["title"] or r["group"])
+            owner.setdefault(r["context"], r["title"] or r["group"])
+        passages = list(owner)
         retriever = bm25s.BM25()
         retriever.index(bm25s.tokenize(passages, stopwords="en", show_progress=False), show_progress=False)
         k = min(20, len(passages))
@@ -183,7 +180,7 @@ def bm25_negatives(rows: list[dict], per_question: int = 1) -> list[dict]:
                 ctx = passages[int(j)]
                 if score <= 0:  # no word in common: not a hard negative
                     break
-                if owner[int(j)] == subject or ctx == r["context"] or contains_any(ctx, r["answers"]):
+                if owner[ctx] == subject or ctx == r["context"] or contains_any(ctx, r["answers"]):
                     continue
                 out.append({**{k2: r[k2] for k2 in ("source", "split", "question", "group", "title", "answers")},
                             "id": f"{r['id']}-bm25{taken}", "context": ctx, "answer_start": -1,
