@@ -1,10 +1,10 @@
-"""The reader's training data: BM25-ranked negatives, and how an epoch samples the negative kinds."""
+"""The reader's training data: cut and BM25-ranked negatives, and how an epoch samples the negative kinds."""
 
 from __future__ import annotations
 
 import random
 
-from train.prepare import bm25_negatives
+from train.prepare import CUT_MIN_WORDS, bm25_negatives, without_answer_sentences
 from train.reader import examples_for_epoch
 
 
@@ -50,3 +50,12 @@ def test_examples_for_epoch__bm25_news_negatives_are_sampled_not_all_taken():
     assert len(negs) == 6  # 0.6 x 10 positives
     assert sum("-cut" in r["id"] for r in negs) == 2  # the news quiz's own negatives: all of them
     assert sum("-bm25" in r["id"] for r in negs) == 4  # BM25 ones: sampled to fill the rest
+
+
+def test_without_answer_sentences__min_words_sets_how_short_a_cut_passage_may_be():
+    context = "The Budapest metro opened in 1896. It was the second in the world. Its first line runs north east."
+    assert without_answer_sentences(context, ["1896"]) is None  # 13 words left: under the default 25
+    rest = without_answer_sentences(context, ["1896"], min_words=CUT_MIN_WORDS)
+    assert rest == "It was the second in the world. Its first line runs north east."
+    # A passage whose every sentence holds the answer leaves nothing to cut to.
+    assert without_answer_sentences("It opened in 1896. In 1896 it ran.", ["1896"], min_words=1) is None

@@ -12,7 +12,7 @@ that lacks the answer (another paragraph of the same article; the same passage w
 sentence removed; another news quiz's evidence from the same week). With --bm25-negatives N, also the N
 passages of other subjects that BM25 ranks highest for the question (see bm25_negatives).
 
-Usage: python -m train.prepare [--data ../shared/data] [--out train/data] [--bm25-negatives N]
+Usage: python -m train.prepare [--data ../shared/data] [--out train/data] [--bm25-negatives N] [--cut-all]
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import re
 from pathlib import Path
 
 SPLITS = ("train", "val", "test")
+# --cut-all keeps cut passages down to the size the calibration's "cut" questions allow (train.calibrate).
+CUT_MIN_WORDS = 10
 _SENT = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”’']))\s+(?=[\"“‘A-Z0-9])")
 _TAG = re.compile(r"<[^>]+>")
 _WS = re.compile(r"\s+")
@@ -56,16 +58,16 @@ def contains_any(text: str, answers: list[str]) -> bool:
     return any(a.lower() in low for a in answers if a)
 
 
-def without_answer_sentences(context: str, answers: list[str]) -> str | None:
-    """The context with every sentence holding an answer removed, or None if too little is left."""
+def without_answer_sentences(context: str, answers: list[str], min_words: int = 25) -> str | None:
+    """The context with every sentence holding an answer removed, or None if under min_words are left."""
     kept = [context[a:b] for a, b in sentences(context) if not contains_any(context[a:b], answers)]
     rest = " ".join(s.strip() for s in kept)
-    if len(rest.split()) < 25 or contains_any(rest, answers):
+    if len(rest.split()) < min_words or contains_any(rest, answers):
         return None
     return rest
 
 
-def squad_examples(path: Path, rng: random.Random) -> list[dict]:
+def squad_examples(path: Path, rng: random.Random, cut_all: bool = False) -> list[dict]:
     """SQuAD dev questions as (question, paragraph, span) plus same-article negatives, split by article."""
     from eval.datasets import squad_splits
 
@@ -90,8 +92,9 @@ def squad_examples(path: Path, rng: random.Random) -> list[dict]:
                     out.append({**base, "id": f"{qa['id']}-para", "context": paras[j], "answer_start": -1,
                                 "answer_text": "", "answerable": False})
                 # Negative 2: the gold paragraph with the answer's sentences removed (same topic, no answer).
-                if rng.random() < 0.5:
-                    rest = without_answer_sentences(ctx, answers)
+                # The coin is tossed either way, so --cut-all leaves every other draw as it was.
+                if rng.random() < 0.5 or cut_all:
+                    rest = without_answer_sentences(ctx, answers, CUT_MIN_WORDS if cut_all else 25)
                     if rest:
                         out.append({**base, "id": f"{qa['id']}-cut", "context": rest, "answer_start": -1,
                                     "answer_text": "", "answerable": False})
@@ -109,7 +112,7 @@ def _find(text: str, answer: str) -> int:
     return i if i >= 0 else text.lower().find(answer.lower())
 
 
-def realtimeqa_examples(root: Path, rng: random.Random) -> list[dict]:
+def realtimeqa_examples(root: Path, rng: random.Random, cut_all: bool = False) -> list[dict]:
     """RealTime QA 2020-2024 questions whose gold choice occurs in their evidence, plus negatives."""
     files = sorted(glob.glob(str(root / "backnumber" / "*" / "*_qa.jsonl")))
     files += sorted(f for y in ("2022", "2023", "2024") for f in glob.glob(str(root / "past" / y / "*_qa.jsonl")))
@@ -141,7 +144,7 @@ def realtimeqa_examples(root: Path, rng: random.Random) -> list[dict]:
                     "title": "", "answers": [r["gold"]]}
             out.append({**base, "id": r["qid"], "context": r["context"], "answer_start": r["start"],
                         "answer_text": r["gold"], "answerable": True})
-            rest = without_answer_sentences(r["context"], [r["gold"]])
+            rest = without_answer_sentences(r["context"], [r["gold"]], CUT_MIN_WORDS if cut_all else 25)
             if rest:
                 out.append({**base, "id": f"{r['qid']}-cut", "context": rest, "answer_start": -1,
                             "answer_text": "", "answerable": False})
@@ -199,10 +202,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--bm25-negatives", type=int, default=0,
                     help="per answerable question, add N BM25-ranked passages from other subjects as negatives")
+    ap.add_argument("--cut-all", action="store_true",
+                    help="a 'cut' negative (the passage without its answer's sentences) for every question "
+                         f"that leaves {CUT_MIN_WORDS}+ words, not half of the SQuAD ones leaving 25+")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
-    rows = squad_examples(args.data / "squad-v1.1" / "dev-v1.1.json", rng)
-    rows += realtimeqa_examples(args.data / "realtimeqa", rng)
+    rows = squad_examples(args.data / "squad-v1.1" / "dev-v1.1.json", rng, args.cut_all)
+    rows += realtimeqa_examples(args.data / "realtimeqa", rng, args.cut_all)
     if args.bm25_negatives:
         rows += bm25_negatives(rows, args.bm25_negatives)
     args.out.mkdir(parents=True, exist_ok=True)
