@@ -63,7 +63,9 @@ class Settings(BaseSettings):
         "reader", description="offline answers: the trained span reader, or the heuristic sentence scorer"
     )
     reader_model: str | None = Field(
-        None, description="a reader model folder (ONNX or Hugging Face) or a cached Hugging Face id; default: the shipped one"
+        None,
+        description="a reader model folder (ONNX or Hugging Face), an ONNX file beside its tokenizer.json, "
+        "or a cached Hugging Face id; default: the shipped one",
     )
     reader_threshold: float | None = Field(
         None, description="abstain below this span-vs-no-answer margin; default: the model's calibrated value (or gate)"

@@ -76,6 +76,21 @@ def test_missing_model_folder__is_one_clear_error(tmp_path):
         SpanReader(tmp_path / "nothing-here")
 
 
+def test_onnx_file_beside_its_tokenizer__is_read_as_that_model(tmp_path):
+    import shutil
+
+    shutil.copy(SHIPPED_MODEL / "tokenizer.json", tmp_path / "tokenizer.json")
+    shutil.copy(SHIPPED_MODEL / "model.onnx", tmp_path / "model-int8.onnx")
+    r = SpanReader(tmp_path / "model-int8.onnx")
+    best = max(r.read("Who chairs the committee?", ["Its chair, Maria Lopez, said the vote was in May."]),
+               key=lambda s: s.margin)
+    assert "Lopez" in "Its chair, Maria Lopez, said the vote was in May."[best.start : best.end]
+    # A file that is not one (or has no tokenizer beside it) is one clear error naming what is expected.
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(ReaderUnavailable, match="ONNX file with tokenizer.json beside it"):
+        SpanReader(tmp_path / "notes.txt")
+
+
 def test_uncached_hugging_face_id__says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ReaderUnavailable, match="not on this machine"):

@@ -200,12 +200,15 @@ def _read_json(path: Path) -> dict:
 
 
 def resolve_model(model: str | Path | None, cache_dir: Path | None) -> tuple[Path, Path, Path]:
-    """(model folder, tokenizer.json, ONNX file) for the shipped model, an ONNX folder, or a Hugging Face model."""
+    """(model folder, tokenizer.json, ONNX file) for the shipped model, an ONNX folder or file, or a Hugging Face model."""
     from bot.errors import ReaderUnavailable
 
     folder = Path(model) if model else SHIPPED_MODEL
     if folder.is_dir() and (folder / "model.onnx").exists() and (folder / "tokenizer.json").exists():
         return folder, folder / "tokenizer.json", folder / "model.onnx"
+    # An ONNX file beside its tokenizer (a float export next to the int8 one, say) is read as it is.
+    if folder.is_file() and folder.suffix == ".onnx" and (folder.parent / "tokenizer.json").exists():
+        return folder.parent, folder.parent / "tokenizer.json", folder
     if folder.is_dir() and (folder / "config.json").exists():
         return folder, _tokenizer_json(folder, cache_dir), _export_hf(str(folder), cache_dir)
     if model and not folder.exists() and "/" in str(model):
@@ -215,6 +218,11 @@ def resolve_model(model: str | Path | None, cache_dir: Path | None) -> tuple[Pat
         raise ReaderUnavailable(
             f"Reader model {model!r} is not on this machine: download it once (`huggingface-cli download {model}`) "
             "or set QA_READER_MODEL to a local folder."
+        )
+    if folder.is_file():
+        raise ReaderUnavailable(
+            f"No reader model at {folder}: QA_READER_MODEL takes a model folder (model.onnx and tokenizer.json, "
+            "or a Hugging Face model's files), or an ONNX file with tokenizer.json beside it."
         )
     raise ReaderUnavailable(f"No reader model at {folder}: set QA_READER_MODEL to a model folder, or unset it.")
 
