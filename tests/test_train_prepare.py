@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from train.prepare import CUT_MIN_WORDS, bm25_negatives, without_answer_sentences
+from train.prepare import CUT_ALL_MIN_WORDS, bm25_negatives, without_answer_sentences
 from train.reader import examples_for_epoch
 
 
@@ -55,7 +55,7 @@ def test_examples_for_epoch__bm25_news_negatives_are_sampled_not_all_taken():
 def test_without_answer_sentences__min_words_sets_how_short_a_cut_passage_may_be():
     context = "The Budapest metro opened in 1896. It was the second in the world. Its first line runs north east."
     assert without_answer_sentences(context, ["1896"]) is None  # 13 words left: under the default 25
-    rest = without_answer_sentences(context, ["1896"], min_words=CUT_MIN_WORDS)
+    rest = without_answer_sentences(context, ["1896"], min_words=CUT_ALL_MIN_WORDS)
     assert rest == "It was the second in the world. Its first line runs north east."
     # A passage whose every sentence holds the answer leaves nothing to cut to.
     assert without_answer_sentences("It opened in 1896. In 1896 it ran.", ["1896"], min_words=1) is None

@@ -27,8 +27,9 @@ import re
 from pathlib import Path
 
 SPLITS = ("train", "val", "test")
+CUT_MIN_WORDS = 25  # a "cut" negative needs this many words left
 # --cut-all keeps cut passages down to the size the calibration's "cut" questions allow (train.calibrate).
-CUT_MIN_WORDS = 10
+CUT_ALL_MIN_WORDS = 10
 _SENT = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”’']))\s+(?=[\"“‘A-Z0-9])")
 _TAG = re.compile(r"<[^>]+>")
 _WS = re.compile(r"\s+")
@@ -58,7 +59,8 @@ def contains_any(text: str, answers: list[str]) -> bool:
     return any(a.lower() in low for a in answers if a)
 
 
-def without_answer_sentences(context: str, answers: list[str], min_words: int = 25) -> str | None:
+def without_answer_sentences(context: str, answers: list[str],
+                             min_words: int = CUT_MIN_WORDS) -> str | None:
     """The context with every sentence holding an answer removed, or None if under min_words are left."""
     kept = [context[a:b] for a, b in sentences(context) if not contains_any(context[a:b], answers)]
     rest = " ".join(s.strip() for s in kept)
@@ -70,6 +72,8 @@ def without_answer_sentences(context: str, answers: list[str], min_words: int = 
 def squad_examples(path: Path, rng: random.Random, cut_all: bool = False) -> list[dict]:
     """SQuAD dev questions as (question, paragraph, span) plus same-article negatives, split by article."""
     from eval.datasets import squad_splits
+
+    min_words = CUT_ALL_MIN_WORDS if cut_all else CUT_MIN_WORDS
 
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
     split = squad_splits([a["title"] for a in data])
@@ -94,7 +98,7 @@ def squad_examples(path: Path, rng: random.Random, cut_all: bool = False) -> lis
                 # Negative 2: the gold paragraph with the answer's sentences removed (same topic, no answer).
                 # The coin is tossed either way, so --cut-all leaves every other draw as it was.
                 if rng.random() < 0.5 or cut_all:
-                    rest = without_answer_sentences(ctx, answers, CUT_MIN_WORDS if cut_all else 25)
+                    rest = without_answer_sentences(ctx, answers, min_words)
                     if rest:
                         out.append({**base, "id": f"{qa['id']}-cut", "context": rest, "answer_start": -1,
                                     "answer_text": "", "answerable": False})
@@ -114,6 +118,7 @@ def _find(text: str, answer: str) -> int:
 
 def realtimeqa_examples(root: Path, rng: random.Random, cut_all: bool = False) -> list[dict]:
     """RealTime QA 2020-2024 questions whose gold choice occurs in their evidence, plus negatives."""
+    min_words = CUT_ALL_MIN_WORDS if cut_all else CUT_MIN_WORDS
     files = sorted(glob.glob(str(root / "backnumber" / "*" / "*_qa.jsonl")))
     files += sorted(f for y in ("2022", "2023", "2024") for f in glob.glob(str(root / "past" / y / "*_qa.jsonl")))
     by_file: dict[str, list[dict]] = {}
@@ -144,7 +149,7 @@ def realtimeqa_examples(root: Path, rng: random.Random, cut_all: bool = False) -
                     "title": "", "answers": [r["gold"]]}
             out.append({**base, "id": r["qid"], "context": r["context"], "answer_start": r["start"],
                         "answer_text": r["gold"], "answerable": True})
-            rest = without_answer_sentences(r["context"], [r["gold"]], CUT_MIN_WORDS if cut_all else 25)
+            rest = without_answer_sentences(r["context"], [r["gold"]], min_words)
             if rest:
                 out.append({**base, "id": f"{r['qid']}-cut", "context": rest, "answer_start": -1,
                             "answer_text": "", "answerable": False})
@@ -204,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="per answerable question, add N BM25-ranked passages from other subjects as negatives")
     ap.add_argument("--cut-all", action="store_true",
                     help="a 'cut' negative (the passage without its answer's sentences) for every question "
-                         f"that leaves {CUT_MIN_WORDS}+ words, not half of the SQuAD ones leaving 25+")
+                         f"that leaves {CUT_ALL_MIN_WORDS}+ words, not half of the SQuAD ones leaving "
+                         f"{CUT_MIN_WORDS}+")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     rows = squad_examples(args.data / "squad-v1.1" / "dev-v1.1.json", rng, args.cut_all)

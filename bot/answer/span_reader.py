@@ -200,7 +200,7 @@ def _read_json(path: Path) -> dict:
 
 
 def resolve_model(model: str | Path | None, cache_dir: Path | None) -> tuple[Path, Path, Path]:
-    """(model folder, tokenizer.json, ONNX file) for the shipped model, an ONNX folder or file, or a Hugging Face model."""
+    """(model folder, tokenizer.json, ONNX file) for the shipped model, an ONNX folder or file, or a HF model."""
     from bot.errors import ReaderUnavailable
 
     folder = Path(model) if model else SHIPPED_MODEL
