@@ -1,10 +1,10 @@
-"""The reader's training data: cut and BM25-ranked negatives, and how an epoch samples the negative kinds."""
+"""The reader's training data: cut, BM25-ranked and question-swapped negatives, and how an epoch samples the negative kinds."""
 
 from __future__ import annotations
 
 import random
 
-from train.prepare import CUT_ALL_MIN_WORDS, bm25_negatives, without_answer_sentences
+from train.prepare import CUT_ALL_MIN_WORDS, bm25_negatives, swap_negatives, without_answer_sentences
 from train.reader import examples_for_epoch
 
 
@@ -59,3 +59,32 @@ def test_without_answer_sentences__min_words_sets_how_short_a_cut_passage_may_be
     assert rest == "It was the second in the world. Its first line runs north east."
     # A passage whose every sentence holds the answer leaves nothing to cut to.
     assert without_answer_sentences("It opened in 1896. In 1896 it ran.", ["1896"], min_words=1) is None
+
+
+def test_swap_negatives__a_word_tying_question_to_answer_swapped_for_one_the_passage_lacks():
+    negs = swap_negatives(ROWS, 1.0, random.Random(0))
+    by_id = {n["id"]: n for n in negs}
+    assert set(by_id) <= {"q1-swap", "q2-swap", "q3-swap", "q4-swap"}  # training questions only
+    assert len(by_id) >= 3
+    for n in negs:
+        src = next(r for r in ROWS if f"{r['id']}-swap" == n["id"])
+        assert not n["answerable"] and n["answer_start"] == -1 and n["context"] == src["context"]
+        before, after = src["question"].split(), n["question"].split()
+        changed = [(a, b) for a, b in zip(before, after) if a != b]
+        # One word changed (not the first), same length, a word its answer's sentence holds ...
+        assert len(before) == len(after) and len(changed) == 1 and before[0] == after[0]
+        old, new = (w.strip("?") for w in changed[0])
+        assert old.lower() in src["context"].lower()
+        # ... for another question's word of the same kind that the passage lacks.
+        assert new.lower() not in src["context"].lower()
+        assert old[0].isupper() == new[0].isupper()
+    # A share of 0 adds nothing; the same seed gives the same negatives.
+    assert swap_negatives(ROWS, 0.0, random.Random(0)) == []
+    assert swap_negatives(ROWS, 1.0, random.Random(0)) == negs
+
+
+def test_examples_for_epoch__swapped_news_negatives_are_sampled_not_all_taken():
+    pos = [_row(i, "q?", "ctx answer", "answer", "", source="realtimeqa") for i in range(10)]
+    swap = [{**p, "id": f"{p['id']}-swap", "answerable": False} for p in pos]
+    out = examples_for_epoch(pos + swap, random.Random(0), neg_ratio=0.3, news_repeat=1)
+    assert sum("-swap" in r["id"] for r in out) == 3  # the epoch keeps its size

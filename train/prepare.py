@@ -10,9 +10,13 @@ Each line: {id, source, split, question, context, answer_start, answer_text, ans
 Negatives (answerable false) teach the no-answer head: the question with a passage on the same subject
 that lacks the answer (another paragraph of the same article; the same passage with the answer's
 sentence removed; another news quiz's evidence from the same week). With --bm25-negatives N, also the N
-passages of other subjects that BM25 ranks highest for the question (see bm25_negatives).
+passages of other subjects that BM25 ranks highest for the question (see bm25_negatives). With
+--swap-negatives F, for a share F of the training questions also the question itself made unanswerable
+by its own passage: one of its words that ties it to the answer's sentence swapped for another question's
+word the passage lacks (see swap_negatives).
 
 Usage: python -m train.prepare [--data ../shared/data] [--out train/data] [--bm25-negatives N] [--cut-all]
+       [--swap-negatives F]
 """
 
 from __future__ import annotations
@@ -199,6 +203,60 @@ def bm25_negatives(rows: list[dict], per_question: int = 1) -> list[dict]:
     return out
 
 
+_QWORD = re.compile(r"\b(?:[A-Za-z][A-Za-z'-]{3,}|\d[\d,.]*\d|\d)\b")
+
+
+def _word_class(word: str, at_start: bool) -> str:
+    """'num', 'cap' (a name-like word, not merely sentence-initial) or 'low': a swap keeps the class."""
+    if word[0].isdigit():
+        return "num"
+    return "cap" if word[0].isupper() and not at_start else "low"
+
+
+def swap_negatives(rows: list[dict], share: float, rng: random.Random) -> list[dict]:
+    """Training questions made unanswerable by their own passage, as "no answer" examples.
+
+    The question keeps its form and its passage; one word of it that also occurs in the answer's sentence
+    (what ties question to answer) is replaced by a word of the same kind (number, name, other word) from
+    another training question that the passage lacks. The passage still holds an answer of the asked type
+    for a related question: what a news reader meets when the article covers the subject but not the fact
+    asked ("how much was it insured for" over "jewels worth $102 million").
+    """
+    from index.lexical import STOPWORDS
+
+    stop = set(STOPWORDS) | {"what", "which", "when", "where", "whom", "whose", "many", "much", "does", "did"}
+    pos = [r for r in rows if r["answerable"] and r["split"] == "train"]
+    pool: dict[str, list[str]] = {"num": [], "cap": [], "low": []}
+    for r in pos:
+        for m in _QWORD.finditer(r["question"]):
+            if m.group().lower() not in stop:
+                pool[_word_class(m.group(), m.start() == 0)].append(m.group())
+    out = []
+    for r in pos:
+        if rng.random() >= share:
+            continue
+        ctx, a0 = r["context"], r["answer_start"]
+        sent = next((ctx[a:b] for a, b in sentences(ctx) if a <= a0 < b), ctx).lower()
+        answers = " ".join(r["answers"]).lower()
+        low_ctx = ctx.lower()
+        ties = [m for m in _QWORD.finditer(r["question"])
+                if m.start() > 0 and m.group().lower() not in stop and re.search(rf"\b{re.escape(m.group().lower())}\b", sent)
+                and m.group().lower() not in answers]
+        if not ties:
+            continue
+        m = rng.choice(ties)
+        cands = pool[_word_class(m.group(), m.start() == 0)]
+        for _ in range(20):
+            w = rng.choice(cands)
+            if w.lower() != m.group().lower() and not re.search(rf"\b{re.escape(w.lower())}", low_ctx):
+                q = r["question"][: m.start()] + w + r["question"][m.end():]
+                out.append({**{k: r[k] for k in ("source", "split", "group", "title", "answers", "context")},
+                            "question": q, "id": f"{r['id']}-swap", "answer_start": -1, "answer_text": "",
+                            "answerable": False})
+                break
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Write train/val/test JSONL files and print their counts."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -211,12 +269,18 @@ def main(argv: list[str] | None = None) -> None:
                     help="a 'cut' negative (the passage without its answer's sentences) for every question "
                          f"that leaves {CUT_ALL_MIN_WORDS}+ words, not half of the SQuAD ones leaving "
                          f"{CUT_MIN_WORDS}+")
+    ap.add_argument("--swap-negatives", type=float, default=0.0,
+                    help="for this share of the training questions, add the question with one of its words "
+                         "swapped so that its own passage no longer answers it, as a negative")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     rows = squad_examples(args.data / "squad-v1.1" / "dev-v1.1.json", rng, args.cut_all)
     rows += realtimeqa_examples(args.data / "realtimeqa", rng, args.cut_all)
     if args.bm25_negatives:
         rows += bm25_negatives(rows, args.bm25_negatives)
+    if args.swap_negatives:
+        # Its own generator: the other negatives stay exactly as they are without the flag.
+        rows += swap_negatives(rows, args.swap_negatives, random.Random(args.seed + 1))
     args.out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         part = [r for r in rows if r["split"] == split]
