@@ -3,8 +3,9 @@
     python -m train.evaluate [--model bot/models/reader] [--split test] [--compare train/runs/reader/model-float.onnx]
 
 Per source (SQuAD articles / RealTime QA quiz dates never trained on): span exact match and F1 on the
-answerable examples (the gold passage given), and on the negatives (same-subject passages without the
-answer) how often "no answer" wins at the model's calibrated threshold. With --compare, the same figures
+answerable examples (the gold passage given), how often the sentence holding the predicted span holds a
+gold answer (what the bot shows: the span in its sentence), and on the negatives (same-subject passages
+without the answer) how often "no answer" wins at the model's calibrated threshold. With --compare, the same figures
 for a second ONNX file (e.g. the float model beside the int8 one) and the largest logit difference.
 """
 
@@ -24,12 +25,13 @@ HERE = Path(__file__).resolve().parent
 
 def score(reader, rows: list[dict], threshold: float) -> dict:
     """EM / F1 on positives, abstention accuracy on negatives, per source."""
-    from eval.metrics import normalize, token_f1
+    from eval.metrics import contains, normalize, token_f1
+    from train.prepare import sentences
 
     out: dict[str, dict] = {}
     t0 = time.perf_counter()
     for source in sorted({r["source"] for r in rows}):
-        em, f1, pos_answered, neg_abstain = [], [], [], []
+        em, f1, in_sentence, pos_answered, neg_abstain = [], [], [], [], []
         for r in (x for x in rows if x["source"] == source):
             spans = reader.read(r["question"], [r["context"]])
             best = max(spans, key=lambda s: s.margin) if spans else None
@@ -38,11 +40,15 @@ def score(reader, rows: list[dict], threshold: float) -> dict:
             if r["answerable"]:
                 em.append(any(normalize(text) == normalize(a) for a in r["answers"]))
                 f1.append(token_f1(text, r["answers"]))
+                covering = [(a, b) for a, b in sentences(r["context"]) if best and a < best.end and b > best.start]
+                sentence = r["context"][covering[0][0] : covering[-1][1]] if covering else text
+                in_sentence.append(bool(contains(sentence, r["answers"])))
                 pos_answered.append(answered)
             else:
                 neg_abstain.append(not answered)
         out[source] = {
             "positives": len(em), "exact_match": round(float(np.mean(em)), 4), "f1": round(float(np.mean(f1)), 4),
+            "sentence_holds_answer": round(float(np.mean(in_sentence)), 4),
             "answered_at_threshold": round(float(np.mean(pos_answered)), 4),
             "negatives": len(neg_abstain), "no_answer_at_threshold": round(float(np.mean(neg_abstain)), 4),
         }
