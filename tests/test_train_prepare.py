@@ -1,4 +1,5 @@
-"""The reader's training data: cut, BM25-ranked and question-swapped negatives, and how an epoch samples the negative kinds."""
+"""The reader's training data: cut, BM25-ranked and question-swapped negatives, and how an epoch samples
+the negative kinds."""
 
 from __future__ import annotations
 

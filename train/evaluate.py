@@ -5,8 +5,9 @@
 Per source (SQuAD articles / RealTime QA quiz dates never trained on): span exact match and F1 on the
 answerable examples (the gold passage given), how often the sentence holding the predicted span holds a
 gold answer (what the bot shows: the span in its sentence), and on the negatives (same-subject passages
-without the answer) how often "no answer" wins at the model's calibrated threshold. With --compare, the same figures
-for a second ONNX file (e.g. the float model beside the int8 one) and the largest logit difference.
+without the answer) how often "no answer" wins at the model's calibrated threshold. With --compare, the
+same figures for a second ONNX file (e.g. the float model beside the int8 one) and the largest logit
+difference.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def score(reader, rows: list[dict], threshold: float) -> dict:
-    """EM / F1 on positives, abstention accuracy on negatives, per source."""
+    """EM / F1 and answer-in-sentence on positives, abstention accuracy on negatives, per source."""
     from eval.metrics import contains, normalize, token_f1
     from train.prepare import sentences
 

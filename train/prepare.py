@@ -213,6 +213,11 @@ def _word_class(word: str, at_start: bool) -> str:
     return "cap" if word[0].isupper() and not at_start else "low"
 
 
+def _has_word(text: str, word: str, prefix: bool = False) -> bool:
+    """True when text holds word as a whole word (or, with prefix, as the start of one), ignoring case."""
+    return re.search(r"\b" + re.escape(word) + ("" if prefix else r"\b"), text, re.I) is not None
+
+
 def swap_negatives(rows: list[dict], share: float, rng: random.Random) -> list[dict]:
     """Training questions made unanswerable by their own passage, as "no answer" examples.
 
@@ -236,19 +241,18 @@ def swap_negatives(rows: list[dict], share: float, rng: random.Random) -> list[d
         if rng.random() >= share:
             continue
         ctx, a0 = r["context"], r["answer_start"]
-        sent = next((ctx[a:b] for a, b in sentences(ctx) if a <= a0 < b), ctx).lower()
+        sent = next((ctx[a:b] for a, b in sentences(ctx) if a <= a0 < b), ctx)
         answers = " ".join(r["answers"]).lower()
-        low_ctx = ctx.lower()
-        ties = [m for m in _QWORD.finditer(r["question"])
-                if m.start() > 0 and m.group().lower() not in stop and re.search(rf"\b{re.escape(m.group().lower())}\b", sent)
-                and m.group().lower() not in answers]
+        ties = [m for m in _QWORD.finditer(r["question"]) if m.start() > 0 and m.group().lower() not in stop
+                and _has_word(sent, m.group()) and m.group().lower() not in answers]
         if not ties:
             continue
         m = rng.choice(ties)
         cands = pool[_word_class(m.group(), m.start() == 0)]
         for _ in range(20):
             w = rng.choice(cands)
-            if w.lower() != m.group().lower() and not re.search(rf"\b{re.escape(w.lower())}", low_ctx):
+            # Not even as the start of a passage word: "Bowlers" for "Bowl" would keep it answerable.
+            if w.lower() != m.group().lower() and not _has_word(ctx, w, prefix=True):
                 q = r["question"][: m.start()] + w + r["question"][m.end():]
                 out.append({**{k: r[k] for k in ("source", "split", "group", "title", "answers", "context")},
                             "question": q, "id": f"{r['id']}-swap", "answer_start": -1, "answer_text": "",

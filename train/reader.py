@@ -38,9 +38,11 @@ def examples_for_epoch(rows: list[dict], rng: random.Random, neg_ratio: float, n
     # The news quiz's own negatives are few and all taken; BM25-ranked and question-swapped ones (prepare
     # --bm25-negatives, --swap-negatives) join the sampled pool, so they do not crowd out the other kinds
     # and the epoch keeps its size.
-    extra = ("-bm25", "-swap")
-    news_neg = [r for r in neg if r["source"] == "realtimeqa" and not any(x in r["id"] for x in extra)]
-    other_neg = [r for r in neg if r["source"] != "realtimeqa" or any(x in r["id"] for x in extra)]
+    def sampled(r: dict) -> bool:
+        return r["source"] != "realtimeqa" or "-bm25" in r["id"] or "-swap" in r["id"]
+
+    news_neg = [r for r in neg if not sampled(r)]
+    other_neg = [r for r in neg if sampled(r)]
     want = int(len(pos) * neg_ratio)
     picked = news_neg * news_repeat
     picked += rng.sample(other_neg, max(0, min(len(other_neg), want - len(picked))))
