@@ -68,7 +68,8 @@ class Settings(BaseSettings):
         "or a cached Hugging Face id; default: the shipped one",
     )
     reader_threshold: float | None = Field(
-        None, description="abstain below this span-vs-no-answer margin; default: the model's calibrated value (or gate)"
+        None, description="abstain below this span score (margin over no-answer plus weighted question coverage); "
+        "default: the model's calibrated value (or gate)"
     )
     reader_chunks: int | None = Field(
         None, gt=0, le=50, description="retrieved chunks the reader reads; default: the model's calibrated depth"

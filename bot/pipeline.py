@@ -29,21 +29,30 @@ if TYPE_CHECKING:
     from index.lexical import LexicalIndex
 
 
-def load_reader(settings: Settings):
-    """The trained reader answerer the settings ask for, or None for the heuristic answerer.
+def load_span_reader(settings: Settings):
+    """The trained span reader the settings ask for, or None for the heuristic answerer.
 
     The shipped model is optional at run time (a checkout without it still answers, heuristically);
     a model the user named explicitly must load, or the error says why.
     """
     if settings.offline_answerer != "reader":
         return None
-    from bot.answer.reader import ReaderAnswerer
     from bot.answer.span_reader import SHIPPED_MODEL, SpanReader
 
     if settings.reader_model is None and not (SHIPPED_MODEL / "model.onnx").exists():
         return None
-    reader = SpanReader(settings.reader_model, settings.model_cache_dir)
-    return ReaderAnswerer(reader, threshold=settings.reader_threshold, max_chunks=settings.reader_chunks)
+    return SpanReader(settings.reader_model, settings.model_cache_dir)
+
+
+def load_reader(settings: Settings, vocab: LexicalIndex | None = None, span_reader=None):
+    """The reader answerer the settings ask for (over span_reader when already loaded), or None."""
+    from bot.answer.reader import ReaderAnswerer
+
+    span_reader = span_reader or load_span_reader(settings)
+    if span_reader is None:
+        return None
+    return ReaderAnswerer(span_reader, threshold=settings.reader_threshold, max_chunks=settings.reader_chunks,
+                          vocab=vocab)
 
 
 @dataclass(frozen=True)
@@ -133,15 +142,16 @@ class Pipeline:
 
         with ThreadPoolExecutor(2) as pool:
             pending = pool.submit(MiniLMEncoder, settings.model_cache_dir, precision=settings.embed_precision)
-            pending_reader = pool.submit(load_reader, settings)
+            pending_reader = pool.submit(load_span_reader, settings)
             indexer = Indexer.from_settings(settings)
             store = indexer.open_store()
             encoder = pending.result()
-            reader = pending_reader.result()
+            span_reader = pending_reader.result()
         folder = indexer.lexical_dir
         lexical = LexicalIndex.open(folder)
         if lexical is None:
             raise IndexMissing("The index is incomplete (no BM25 side yet): run `qa index` again.")
+        reader = load_reader(settings, lexical, span_reader) if span_reader is not None else None
         sentence_vectors = SentenceVectors(folder, readonly=True)
         retriever = HybridRetriever(
             store, lexical, encoder, candidates=settings.candidates, fusion=settings.fusion,

@@ -8,10 +8,12 @@ import re
 import pytest
 
 from bot.answer import ABSTAIN_TEXT
+from bot.answer.coverage import NO_COVER, Cover
 from bot.answer.reader import (
     GATE_FEATURES,
     MAX_WORDS,
     AnswerGate,
+    Found,
     ReaderAnswerer,
     asks_two_things,
     gate_features,
@@ -94,10 +96,11 @@ def test_answer_gate__loads_only_for_the_features_it_was_fitted_on():
 
 # --- with the shipped model -----------------------------------------------------------
 @pytest.fixture(scope="module")
-def answerer():
+def answerer(seed_pipeline):
+    """The shipped model as the pipeline builds it: with an index's tokenizer and idf for coverage."""
     from bot.answer.span_reader import SpanReader
 
-    return ReaderAnswerer(SpanReader())
+    return ReaderAnswerer(SpanReader(), vocab=seed_pipeline.lexical)
 
 
 def test_answer__quotes_the_span_in_its_sentence_with_a_citation(answerer):
@@ -196,3 +199,34 @@ def test_pipeline__heuristic_answerer_is_still_selectable(seed_settings):
     p = Pipeline.from_settings(seed_settings.model_copy(update={"offline_answerer": "heuristic"}))
     assert p.mode == "extractive" and p.reader is None
     assert not p.ask("Who is the CEO of ADASpace?").abstained
+
+
+def test_find__each_finding_carries_its_question_coverage_when_an_index_is_given(answerer, seed_pipeline):
+    chunks = [_chunk("Rain fell all day. The bridge opened in 1932 after six years of work.", "bridge.txt")]
+    q = "When did the bridge open?"
+    assert ReaderAnswerer(answerer.reader).find(q, chunks)[0].cover == NO_COVER  # no index: no coverage
+    cover = answerer.find(q, chunks)[0].cover
+    assert cover.sentence == 1.0 and cover.near == 1.0  # "bridge" and "open" (stemmed) are both in it
+    assert seed_pipeline.reader.vocab is seed_pipeline.lexical  # the pipeline hands its index over
+
+
+def test_order__coverage_weights_from_reader_json_add_to_the_margin(answerer, tmp_path):
+    from bot.answer.span_reader import SHIPPED_MODEL, Span, SpanReader
+
+    for name in ("model.onnx", "tokenizer.json"):
+        (tmp_path / name).symlink_to(SHIPPED_MODEL / name)
+    cfg = json.loads((SHIPPED_MODEL / "reader.json").read_text())
+    (tmp_path / "reader.json").write_text(json.dumps({**cfg, "coverage": {"sentence": 4.0, "near": 2.0},
+                                                      "threshold": 9.0, "margin_threshold": 1.5}))
+    reader = SpanReader(tmp_path)
+    # The calibrated threshold is for the score with coverage; without an index the margin's own applies.
+    assert ReaderAnswerer(reader, vocab=object()).threshold == 9.0 and ReaderAnswerer(reader).threshold == 1.5
+    weighed = ReaderAnswerer(reader, threshold=3.0, rank_penalty=0.0)
+    c = _chunk("Some text here.")
+    strong = Found(c, Span(0, 0, 4, 5.0, 1.0), 0, 15)  # margin 4, covers nothing
+    covered = Found(c, Span(0, 5, 9, 3.0, 1.0), 0, 15, cover=Cover(0.75, 1.0))  # margin 2, score 2 + 3 + 2
+    assert weighed.score(covered) == 7.0 and [f.span.start for f in weighed.order([strong, covered])] == [5, 0]
+    assert weighed.should_answer([covered]) and weighed.score(covered, weights=(0.0, 0.0)) == 2.0 < 3.0
+    (tmp_path / "reader.json").write_text(json.dumps({**cfg, "coverage": {"sentence": "x"}}))
+    with pytest.raises(ReaderUnavailable, match="malformed coverage weights"):
+        SpanReader(tmp_path)

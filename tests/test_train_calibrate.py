@@ -9,7 +9,19 @@ import numpy as np
 import pytest
 
 from bot.types import Chunk, Sentence
-from train.calibrate import DEPTHS, PENALTIES, _objective, choose, cut_answers, fit_gate, paired_bootstrap
+from train.calibrate import (
+    DEPTHS,
+    NO_COVERAGE,
+    RECORDS_VERSION,
+    THRESHOLDS,
+    _objective,
+    across_sets,
+    choose,
+    cut_answers,
+    fit_gate,
+    paired_bootstrap,
+    sweep,
+)
 
 
 def _chunk(text: str) -> Chunk:
@@ -45,26 +57,49 @@ def test_fit_gate__learns_a_separating_rule_and_folds_the_threshold_into_the_bia
     assert _objective(s, y, kind, 0.0, 0.75)[0] >= best - 1e-9  # the chosen threshold is the bias's zero
 
 
-def _records(n: int, right: float, seed: int) -> dict[str, list[dict]]:
+def _records(n: int, right: float, seed: int, cover: bool = False) -> dict[str, list[dict]]:
     """Calibration records of a model that answers a share `right` of n questions correctly (margin about 4)
-    and gives its unanswerable variants margins about 0 (so a threshold near 2 separates them)."""
+    and gives its unanswerable variants margins about 0 (so a threshold near 2 separates them). With
+    `cover`, margins say nothing (all about 2) and the question coverage of the sentence tells them apart."""
     rng = np.random.default_rng(seed)
     recs = []
     for i in range(n):
         ok = bool(rng.random() < right)
-        margin = float(rng.normal(4, 1))
-        rec = {"id": f"q{i}", "raw": {k: [(float(rng.normal(0, 1)), 0.0, 0)] for k in ("u", "c")}}
-        rec["raw"]["a"] = [(margin, 0.0, 0)]
-        rec.update({f"a{d}/{p}": (margin, ok, 20) for d in DEPTHS for p in PENALTIES})
+        margin, noise = (2.0, 0.3) if cover else (4.0, 1.0)
+        un = 2.0 if cover else 0.0
+        rec = {"id": f"q{i}", "version": RECORDS_VERSION,
+               "raw": {k: [[float(rng.normal(un, noise)), 0.0, 0, 0.2 if cover else 0.5, 0.5]] for k in ("u", "c")}}
+        rec["raw"]["a"] = [[float(rng.normal(margin, noise)), 0.0, 0, 0.9 if cover else 0.5, 0.5, ok, 20]]
         recs.append(rec)
     return {"val": recs}
 
 
 def test_choose__picks_the_threshold_between_answerable_and_unanswerable_margins():
-    objective, depth, threshold, _ = choose(_records(400, 1.0, 0), 0.75)
+    objective, depth, threshold, _, weights = choose(_records(400, 1.0, 0), 0.75)
     assert depth == min(DEPTHS)  # deeper reading gains nothing here, so it does not pay for itself
+    assert weights == (0.0, 0.0)  # nor does coverage that is the same everywhere
     assert 1.0 <= threshold <= 3.0
     assert objective > 0.95
+
+
+def test_choose__weighs_coverage_when_it_separates_what_the_margin_does_not():
+    records = _records(400, 1.0, 0, cover=True)
+    objective, _, threshold, _, weights = choose(records, 0.75)
+    assert weights[0] > 0 and objective > 0.95
+    plain = choose(records, 0.75, weights=NO_COVERAGE)
+    assert plain[4] == (0.0, 0.0) and plain[0] < 0.9
+    gain = paired_bootstrap(records, records, 0.75, rounds=200, base_weights=NO_COVERAGE)
+    assert gain["gain"] > 0.05 and gain["low"] > 0
+    rows = across_sets({"one": records["val"], "two": _records(400, 1.0, 1, cover=True)["val"]}, 0.75)
+    assert all(r["coverage"][0] > r["margin"][0] + 0.05 for r in rows)
+
+
+def test_records_of_an_older_calibrate_are_refused():
+    old = _records(10, 1.0, 0)
+    for r in old["val"]:
+        r.pop("version")
+    with pytest.raises(ValueError, match="older train.calibrate"):
+        choose(old, 0.75)
 
 
 def test_paired_bootstrap__no_gain_for_the_same_model_a_clear_gain_for_a_better_one():
@@ -75,3 +110,29 @@ def test_paired_bootstrap__no_gain_for_the_same_model_a_clear_gain_for_a_better_
     assert better["gain"] > 0.1 and better["low"] > 0 and better["p_no_gain"] == 0.0
     with pytest.raises(ValueError, match="same val questions"):
         paired_bootstrap(base, _records(300, 0.9, 0), 0.75, rounds=10)
+
+
+def test_choose__coverage_may_not_cost_answers_unless_allowed():
+    """Coverage that wins the objective by abstaining on some answerable questions is refused by default."""
+    rng = np.random.default_rng(0)
+    recs = []
+    for i in range(400):
+        low = i % 10 == 0  # one answerable question in ten has a sentence that covers nothing of the question
+        rec = {"id": f"q{i}", "version": RECORDS_VERSION,
+               "raw": {k: [[float(rng.normal(3, 1)), 0.0, 0, 0.0, 0.0]] for k in ("u", "c")}}
+        # Margins say nothing (answerable and not alike), so the margin alone answers everything.
+        rec["raw"]["a"] = [[float(rng.normal(3, 1)), 0.0, 0, 0.0 if low else 1.0, 0.0, True, 20]]
+        recs.append(rec)
+    records = {"val": recs}
+    _, n0, t0, p0, w0 = choose(records, 0.75, weights=NO_COVERAGE)
+    baseline = sweep(recs, n0, p0, w0)[int(np.argmin(np.abs(THRESHOLDS - t0)))][2]
+
+    def false_abstention(choice):
+        _, n, t, p, w = choice
+        return sweep(recs, n, p, w)[int(np.argmin(np.abs(THRESHOLDS - t)))][2]
+
+    free = choose(records, 0.75, cap_false_abstention=False)
+    assert baseline == 0.0
+    assert free[4] != (0.0, 0.0) and false_abstention(free) > 0.05
+    capped = choose(records, 0.75)
+    assert false_abstention(capped) == 0.0 and free[0] > capped[0]

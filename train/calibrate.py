@@ -16,14 +16,24 @@ The objective is the expected share of questions handled right when --answerable
 0.75: most questions people ask are about what the articles say) are answerable: share x (answered
 correctly | answerable) + (1 - share) x (abstained | unanswerable), the abstention averaged over the two
 kinds and the result over the two sets.
-1. A grid over reader depth, rank penalty and span-vs-no-answer margin threshold picks the depth and
-   penalty (and the margin threshold, used when the gate is off and for a second answer sentence).
+1. A grid over reader depth, rank penalty, coverage weights and threshold picks the depth, the penalty
+   and the weights of the question coverage added to each finding's margin (bot.answer.coverage), and the
+   threshold on that score (used when the gate is off, and for a second answer sentence). Reading deeper
+   and weighing coverage must each gain 0.003 to be chosen, and coverage may not cost answers: a setting
+   with coverage is eligible only where its false abstention on each set is no higher than the margin
+   alone's (`--allow-more-false-abstention` lifts that: on the shipped model the objective then chose a
+   setting that abstained more on validation and, on newsqa-dev, turned right answers into abstentions,
+   docs/benchmarks.md). The run also prints coverage chosen on one
+   set and scored on the other beside the margin alone, and a paired bootstrap of coverage against the
+   margin alone: whether the weights carry beyond the data they were fitted on.
 2. The answer gate: a logistic regression over the best finding's span score, its no-answer score, its
    chunk's rank and the runner-up's margin (bot.answer.reader.GATE_FEATURES), weighted as the objective
    weighs the questions, its cut-off chosen for the objective. It is also fitted on each set alone and
    scored on the other, beside the margin threshold, so the table shows whether it carries across data.
-`--write` stores the choice in the model's reader.json; the gate only with `--gate` (on the shipped
-model it won on validation data but did not carry to the measurement sets: see its model card).
+`--write` stores the choice in the model's reader.json (with coverage weights, also the threshold chosen
+for the margin alone, `margin_threshold`, which applies where no index gives coverage); the gate only
+with `--gate` (on the shipped model it won on validation data but did not carry to the measurement sets:
+see its model card).
 `--records FILE --against OTHER` compares two models (each one's records file) at the settings the grid picks
 for each, with a paired bootstrap over the questions: how a candidate model is accepted or turned down.
 """
@@ -90,74 +100,93 @@ def cut_answers(chunk, answers):
     return replace(chunk, text=joined, sentences=tuple(sentences), parts=())
 
 
-def _raw(found) -> list[tuple[float, float, int]]:
-    """(span score, no-answer score, rank) of each finding: what the threshold and the answer gate read."""
-    return [(f.span.score, f.span.null, f.rank) for f in found]
+# A raw finding, as stored in the records: [span score, no-answer score, chunk rank, sentence coverage,
+# neighbourhood coverage]; an answerable question's findings add [answered correctly, answer words] for
+# the answer composed from that finding, so any ordering rule can be scored without reading again.
+RECORDS_VERSION = 2
 
 
-def _ordered(raw: list, n: int, p: float) -> list:
+def _raw(found) -> list[list]:
+    """[span score, no-answer score, rank, sentence coverage, neighbourhood coverage] of each finding."""
+    return [[f.span.score, f.span.null, f.rank, f.cover.sentence, f.cover.near] for f in found]
+
+
+def _score(f, w: tuple[float, float]) -> float:
+    """A raw finding's score as ReaderAnswerer.score computes it with coverage weights w."""
+    return f[0] - f[1] + w[0] * f[3] + w[1] * f[4]
+
+
+def _ordered(raw: list, n: int, p: float, w: tuple[float, float] = (0.0, 0.0)) -> list:
     """The raw findings of the top n chunks, best first as ReaderAnswerer.order ranks them."""
-    return sorted((f for f in raw if f[2] < n), key=lambda f: f[0] - f[1] - p * f[2], reverse=True)
+    return sorted((f for f in raw if f[2] < n), key=lambda f: _score(f, w) - p * f[2], reverse=True)
 
 
-def _top_margin(raw: list, n: int, p: float) -> float:
-    """The margin of the finding the reader would answer from (-1e9 when it found nothing)."""
-    best = _ordered(raw, n, p)
-    return best[0][0] - best[0][1] if best else -1e9
+def _top(raw: list, n: int, p: float, w: tuple[float, float]):
+    """The finding the reader would answer from, or None when it found nothing."""
+    inside = [f for f in raw if f[2] < n]
+    return max(inside, key=lambda f: _score(f, w) - p * f[2]) if inside else None
 
 
 def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
-    """Per question: for each reader depth and rank penalty, the chosen margin and correctness as asked
-    (composing the answer is needed to score it); and every finding's (span score, no-answer score, rank)
-    as asked ("a") and made unanswerable both ways ("u": elsewhere, "c": cut), from which the margins of
-    the unanswerable variants and the answer gate's features are derived."""
+    """Per question, every finding (see RECORDS_VERSION) as asked ("a", each with the correctness of the
+    answer composed from it) and made unanswerable both ways ("u": elsewhere, "c": cut)."""
     from eval.metrics import contains
 
     out = []
     for q in questions:
         chunks = pipeline.retrieve(q.question, k=depth + 8)
-        found = answerer.find(q.question, chunks)
-        rec = {"id": q.id}
-        for p in PENALTIES:
-            for n in DEPTHS:
-                fa = answerer.order([f for f in found if f.rank < n], p)
-                if fa:
-                    text = answerer.compose(q.question, chunks[:n], fa).text
-                    rec[f"a{n}/{p}"] = (fa[0].span.margin, bool(contains(text, q.answers)), len(text.split()))
-                else:
-                    rec[f"a{n}/{p}"] = (-1e9, False, 0)
+        every = answerer.find(q.question, chunks)
+        found = [f for f in every if f.rank < depth]
+        rec = {"id": q.id, "version": RECORDS_VERSION}
+        answered = []
+        for f in found:
+            # The second part of a two-part answer may come from any other finding, best first.
+            text = answerer.compose(q.question, chunks, [f] + [g for g in found if g is not f]).text
+            answered.append([bool(contains(text, q.answers)), len(text.split())])
         # Unanswerable, "elsewhere": the same findings without the answer's chunks, ranked among what is left.
         bad = {c.id for c in chunks if c.doc_id in q.gold_docs or contains(c.text, q.answers)}
         kept_rank = {c.id: i for i, c in enumerate(c for c in chunks if c.id not in bad)}
-        fu = [replace(f, rank=kept_rank[f.chunk.id]) for f in found
+        fu = [replace(f, rank=kept_rank[f.chunk.id]) for f in every
               if f.chunk.id in kept_rank and kept_rank[f.chunk.id] < depth]
         # Unanswerable, "cut": the same chunks, in the same places, with the answer's sentences cut out.
         cut = [(i, c2) for i, c in enumerate(chunks[:depth]) if (c2 := cut_answers(c, q.answers)) is not None]
         fc = [replace(f, rank=cut[f.rank][0]) for f in answerer.find(q.question, [c for _, c in cut])]
-        rec["raw"] = {"a": _raw(f for f in found if f.rank < depth), "u": _raw(fu), "c": _raw(fc)}
+        rec["raw"] = {"a": [r + a for r, a in zip(_raw(found), answered)], "u": _raw(fu), "c": _raw(fc)}
         out.append(rec)
     return out
 
 
-THRESHOLDS = np.arange(-6.0, 8.01, 0.25)  # the span-vs-no-answer margins the grid tries
+THRESHOLDS = np.arange(-6.0, 32.01, 0.25)  # the scores (margin plus weighted coverage) the grid tries
 
 
-def _margins(records: list[dict], n: int, p: float) -> tuple[np.ndarray, ...]:
-    """Per question at one depth and penalty: the margin and correctness as asked, and the margins of its
-    "elsewhere" and "cut" variants."""
-    a = np.array([r[f"a{n}/{p}"][0] for r in records])
-    ok = np.array([r[f"a{n}/{p}"][1] for r in records])
-    u = np.array([_top_margin(r["raw"]["u"], n, p) for r in records])
-    c = np.array([_top_margin(r["raw"]["c"], n, p) for r in records])
-    return a, ok, u, c
+# Coverage weights (sentence, neighbourhood) the grid tries; (0, 0) is the reader's margin alone.
+COVERAGE_WEIGHTS = tuple((a, b) for a in (0.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0) for b in (0.0, 4.0, 8.0, 16.0))
+NO_COVERAGE = ((0.0, 0.0),)
 
 
-def sweep(records: list[dict], n: int, p: float) -> list[tuple[float, float, float, float]]:
+def _margins(records: list[dict], n: int, p: float, w: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, ...]:
+    """Per question at one setting: the chosen finding's score and correctness as asked, and the scores of
+    its "elsewhere" and "cut" variants (-1e9 where nothing was found)."""
+    for r in records[:1]:
+        if r.get("version") != RECORDS_VERSION:
+            raise ValueError("these calibration records come from an older train.calibrate: run it again "
+                             "without them")
+    cols = []
+    for k in ("a", "u", "c"):
+        tops = [_top(r["raw"][k], n, p, w) for r in records]
+        cols.append(np.array([_score(f, w) if f is not None else -1e9 for f in tops]))
+        if k == "a":
+            ok = np.array([bool(f is not None and f[5]) for f in tops])
+    return cols[0], ok, cols[1], cols[2]
+
+
+def sweep(records: list[dict], n: int, p: float, w: tuple[float, float] = (0.0, 0.0)
+          ) -> list[tuple[float, float, float, float]]:
     """(threshold, answered-correct rate, false-abstention rate, abstention rate) for candidate thresholds.
 
     The abstention rate averages the two kinds of unanswerable question ("elsewhere" and "cut").
     """
-    a, ok, u, c = _margins(records, n, p)
+    a, ok, u, c = _margins(records, n, p, w)
     out = []
     for t in THRESHOLDS:
         abstain = (np.mean(u < t) + np.mean(c < t)) / 2
@@ -165,17 +194,17 @@ def sweep(records: list[dict], n: int, p: float) -> list[tuple[float, float, flo
     return out
 
 
-def _gate_rows(records: list[dict], n: int, p: float):
+def _gate_rows(records: list[dict], n: int, p: float, w: tuple[float, float] = (0.0, 0.0)):
     """Per set: gate features, label (answered correctly) and variant ("a", "u", "c") of every question."""
     from bot.answer.reader import GATE_FEATURES, gate_features
 
     X, y, kind = [], [], []
     for r in records:
         for k in ("a", "u", "c"):
-            fs = _ordered(r["raw"][k], n, p)
+            fs = _ordered(r["raw"][k], n, p, w)
             # Nothing found: features that no gate answers from (a very low span score, nothing else found).
-            X.append(gate_features(fs) if fs else gate_features([(-100.0, 0.0, 0)]))
-            y.append(1.0 if k == "a" and r[f"a{n}/{p}"][1] else 0.0)
+            X.append(gate_features([tuple(f[:3]) for f in fs]) if fs else gate_features([(-100.0, 0.0, 0)]))
+            y.append(1.0 if k == "a" and fs and fs[0][5] else 0.0)
             kind.append(k)
     assert len(X[0]) == len(GATE_FEATURES)
     return np.array(X), np.array(y), np.array(kind)
@@ -225,49 +254,73 @@ def fit_gate(sets: dict[str, tuple], share: float, l2: float = 1.0) -> tuple[np.
     return weights, bias - float(cands[int(np.argmax(objective))])
 
 
-def choose(results: dict[str, list[dict]], share: float, verbose: bool = False) -> tuple[float, int, float, float]:
-    """(objective, depth, threshold, rank penalty) that the grid picks from per-set records; prints it when verbose."""
+def choose(results: dict[str, list[dict]], share: float, verbose: bool = False,
+           weights: tuple[tuple[float, float], ...] = COVERAGE_WEIGHTS, cap_false_abstention: bool = True) -> tuple:
+    """(objective, depth, threshold, rank penalty, coverage weights) that the grid picks from per-set
+    records; prints the best row of each depth and penalty when verbose.
+
+    With cap_false_abstention, coverage may not cost answers: only settings whose false abstention on
+    each set is no higher than that of the margin alone (at its own best setting) are eligible.
+    """
+    caps = None
+    if cap_false_abstention and tuple(weights) != NO_COVERAGE:
+        _, n0, t0, p0, w0 = choose(results, share, weights=NO_COVERAGE)
+        i0 = int(np.argmin(np.abs(THRESHOLDS - t0)))
+        caps = {name: sweep(recs, n0, p0, w0)[i0][2] + 1e-9 for name, recs in results.items()}
     best = None
     if verbose:
-        print(f"{'depth':>5} {'penalty':>7} {'threshold':>9} | " + " | ".join(f"{n:^29}" for n in results))
-        print(f"{'':>5} {'':>7} {'':>9} | " + " | ".join(f"{'correct':>9} {'false-abst':>10} {'abstain':>8}"
-                                                         for _ in results))
+        print(f"{'depth':>5} {'penalty':>7} {'coverage':>9} {'threshold':>9} | "
+              + " | ".join(f"{n:^29}" for n in results))
+        print(f"{'':>5} {'':>7} {'':>9} {'':>9} | " + " | ".join(f"{'correct':>9} {'false-abst':>10} {'abstain':>8}"
+                                                                for _ in results))
     for n in DEPTHS:
         for p in PENALTIES:
-            tables = {name: sweep(recs, n, p) for name, recs in results.items()}
-            scores = [np.mean([share * tables[name][i][1] + (1 - share) * tables[name][i][3] for name in tables])
-                      for i in range(len(next(iter(tables.values()))))]
-            i = int(np.argmax(scores))
-            t = next(iter(tables.values()))[i][0]
+            row = None
+            for w in weights:
+                tables = {name: sweep(recs, n, p, w) for name, recs in results.items()}
+                scores = [np.mean([share * tables[name][i][1] + (1 - share) * tables[name][i][3] for name in tables])
+                          if caps is None or all(tables[name][i][2] <= caps[name] for name in tables) else -1.0
+                          for i in range(len(next(iter(tables.values()))))]
+                i = int(np.argmax(scores))
+                if row is None or scores[i] > row[0]:
+                    row = (float(scores[i]), w, i, tables)
+                # Reading deeper and weighing coverage must each pay for themselves.
+                costlier = n > (best[1] if best else n) or sum(w) > (sum(best[4]) if best else sum(w))
+                if best is None or scores[i] > best[0] + (0.003 if costlier else 0.0):
+                    best = (float(scores[i]), n, float(THRESHOLDS[i]), p, w)
             if verbose:
+                score, w, i, tables = row
                 cells = " | ".join(f"{tables[name][i][1]:>9.3f} {tables[name][i][2]:>10.3f} {tables[name][i][3]:>8.3f}"
                                    for name in tables)
-                print(f"{n:>5} {p:>7} {t:>9.2f} | {cells}   objective {scores[i]:.3f}", flush=True)
-            if best is None or scores[i] > best[0] + (0.003 if n > best[1] else 0.0):  # depth must pay for itself
-                best = (float(scores[i]), n, float(t), p)
+                print(f"{n:>5} {p:>7} {'%g/%g' % w:>9} {THRESHOLDS[i]:>9.2f} | {cells}   objective {score:.3f}",
+                      flush=True)
     return best
 
 
-def per_question(records: list[dict], n: int, p: float, t: float, share: float) -> np.ndarray:
+def per_question(records: list[dict], n: int, p: float, t: float, share: float,
+                 w: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """Each question's share of the objective at one setting (the set's objective is their mean)."""
-    a, ok, u, c = _margins(records, n, p)
+    a, ok, u, c = _margins(records, n, p, w)
     return share * ((a >= t) & ok) + (1 - share) * ((u < t).astype(float) + (c < t)) / 2
 
 
 def paired_bootstrap(base: dict[str, list[dict]], new: dict[str, list[dict]], share: float,
-                     rounds: int = 5000, seed: int = 0) -> dict[str, float]:
-    """The new model's objective minus the base's, each at the setting the grid picks for it, with a 95 %
-    interval and the share of resamples where it does not gain: questions are resampled within each set,
-    the same questions for both models, so what the two share (question difficulty) cancels out."""
-    settings = {"base": choose(base, share), "new": choose(new, share)}
+                     rounds: int = 5000, seed: int = 0, base_weights=COVERAGE_WEIGHTS,
+                     new_weights=COVERAGE_WEIGHTS, cap: bool = True) -> dict[str, float]:
+    """The new model's objective minus the base's, each at the setting the grid picks for it (from its
+    coverage weights), with a 95 % interval and the share of resamples where it does not gain: questions
+    are resampled within each set, the same questions for both, so what the two share (question
+    difficulty) cancels out. The same records with two grids compare two rules for one model."""
+    settings = {"base": choose(base, share, weights=base_weights, cap_false_abstention=cap),
+                "new": choose(new, share, weights=new_weights, cap_false_abstention=cap)}
     xs = []
     for name in base:
         if [r["id"] for r in base[name]] != [r["id"] for r in new.get(name, [])]:
             raise ValueError(f"the two record files do not hold the same {name} questions")
         pair = []
         for key, recs in (("base", base), ("new", new)):
-            _, n, t, p = settings[key]
-            pair.append(per_question(recs[name], n, p, t, share))
+            _, n, t, p, w = settings[key]
+            pair.append(per_question(recs[name], n, p, t, share, w))
         xs.append(pair)
     rng = np.random.default_rng(seed)
     diffs = np.empty(rounds)
@@ -281,6 +334,20 @@ def paired_bootstrap(base: dict[str, list[dict]], new: dict[str, list[dict]], sh
     return {"base": settings["base"][0], "new": settings["new"][0],
             "gain": settings["new"][0] - settings["base"][0], "low": float(lo), "high": float(hi),
             "p_no_gain": float(np.mean(diffs <= 0))}
+
+
+def across_sets(results: dict[str, list[dict]], share: float, cap: bool = True) -> list[dict]:
+    """Coverage chosen on one set and scored on the other, beside the margin alone chosen the same way:
+    whether the coverage weights carry to data they were not fitted on."""
+    out = []
+    names = list(results)
+    for fit_on, test_on in ((names[0], names[-1]), (names[-1], names[0])):
+        row = {"fit": fit_on, "test": test_on}
+        for label, grid in (("margin", NO_COVERAGE), ("coverage", COVERAGE_WEIGHTS)):
+            _, n, t, p, w = choose({fit_on: results[fit_on]}, share, weights=grid, cap_false_abstention=cap)
+            row[label] = (float(per_question(results[test_on], n, p, t, share, w).mean()), w)
+        out.append(row)
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -299,6 +366,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gate", action="store_true", help="with --write: store the answer gate too")
     ap.add_argument("--answerable-share", type=float, default=0.75,
                     help="the share of answerable questions the threshold is chosen for")
+    ap.add_argument("--allow-more-false-abstention", action="store_true",
+                    help="let coverage weights be chosen that abstain on more answerable questions than the "
+                    "margin alone")
     ap.add_argument("--records", type=Path, default=None,
                     help="save the per-question observations here, or reuse them if the file exists")
     ap.add_argument("--against", type=Path, default=None,
@@ -323,15 +393,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.records and sets:
         args.records.write_text(json.dumps(results))
 
-    _, n, t, p = choose(results, args.answerable_share, verbose=True)
+    cap = not args.allow_more_false_abstention
+    _, n, t, p, cw = choose(results, args.answerable_share, verbose=True, cap_false_abstention=cap)
+    if len(results) > 1:
+        for row in across_sets(results, args.answerable_share, cap):
+            print(f"fitted on {row['fit']}, scored on {row['test']}: margin alone {row['margin'][0]:.4f}, "
+                  f"with coverage {row['coverage'][0]:.4f} (weights {row['coverage'][1]})")
+    own = paired_bootstrap(results, results, args.answerable_share, base_weights=NO_COVERAGE, cap=cap)
+    print(f"coverage against the margin alone: objective {own['new']:.4f} vs {own['base']:.4f}, gain "
+          f"{own['gain']:+.4f} (95 % interval {own['low']:+.4f} to {own['high']:+.4f})")
     if args.against:
         cmp = paired_bootstrap(json.loads(args.against.read_text()), results, args.answerable_share)
         print(f"against {args.against}: objective {cmp['new']:.4f} vs {cmp['base']:.4f}, gain {cmp['gain']:+.4f} "
               f"(95 % interval {cmp['low']:+.4f} to {cmp['high']:+.4f}; no gain in {cmp['p_no_gain']:.1%} of "
               "resamples)")
-    print(f"chosen: reader depth {n}, rank penalty {p}, threshold {t:.2f}")
+    print(f"chosen: reader depth {n}, rank penalty {p}, coverage weights {cw}, threshold {t:.2f}")
     w = args.answerable_share
-    gate_sets = {name: _gate_rows(recs, n, p) for name, recs in results.items()}
+    gate_sets = {name: _gate_rows(recs, n, p, cw) for name, recs in results.items()}
     print("answer gate (features: span score, no-answer score, rank, runner-up margin) against the margin threshold;")
     print("first fitted on one set and scored on the other, then fitted on both:")
     for fit_on, test_on in (list(gate_sets), list(gate_sets)[::-1]):
@@ -348,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  fit on both, {name}: objective {g[0]:.3f} (correct {g[1]:.3f}, false abstention {g[2]:.3f}, "
               f"abstention {g[3]:.3f})")
     for name, recs in results.items():
-        words = [r[f"a{n}/{p}"][2] for r in recs if r[f"a{n}/{p}"][0] >= t]
+        words = [f[6] for r in recs if (f := _top(r["raw"]["a"], n, p, cw)) is not None and _score(f, cw) >= t]
         print(f"  {name}: median answer {np.median(words) if words else 0:.0f} words")
     if args.write:
         from bot.answer.span_reader import SHIPPED_MODEL
@@ -359,6 +437,13 @@ def main(argv: list[str] | None = None) -> None:
 
         gate = {"features": list(GATE_FEATURES), "weights": [round(float(x), 6) for x in gw], "bias": round(gb, 6)}
         cfg.update({"threshold": round(t, 2), "depth": n, "rank_penalty": p, "calibrated_on": sorted(results)})
+        cfg.pop("coverage", None)
+        cfg.pop("margin_threshold", None)
+        if any(cw):
+            cfg["coverage"] = {"sentence": cw[0], "near": cw[1]}
+            # The threshold for the margin alone: what a reader uses without an index to weigh coverage by
+            # (train.evaluate on gold passages, a ReaderAnswerer given no vocabulary).
+            cfg["margin_threshold"] = round(choose(results, args.answerable_share, weights=NO_COVERAGE)[2], 2)
         cfg.pop("gate", None)
         if args.gate:
             cfg["gate"] = gate

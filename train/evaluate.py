@@ -5,7 +5,8 @@
 Per source (SQuAD articles / RealTime QA quiz dates never trained on): span exact match and F1 on the
 answerable examples (the gold passage given), how often the sentence holding the predicted span holds a
 gold answer (what the bot shows: the span in its sentence), and on the negatives (same-subject passages
-without the answer) how often "no answer" wins at the model's calibrated threshold. With --compare, the
+without the answer) how often "no answer" wins at the model's calibrated threshold for the span margin
+alone (no index, so no question coverage: reader.json's margin_threshold). With --compare, the
 same figures for a second ONNX file (e.g. the float model beside the int8 one) and the largest logit
 difference.
 """
@@ -72,8 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit:
         rows = rows[: args.limit]
     reader = SpanReader(args.model)
-    result = {"model": args.model, "split": args.split, "threshold": reader.threshold,
-              "figures": score(reader, rows, reader.threshold)}
+    # Gold passages, no index: the threshold calibrated for the span margin alone (bot.answer.coverage).
+    result = {"model": args.model, "split": args.split, "threshold": reader.margin_threshold,
+              "figures": score(reader, rows, reader.margin_threshold)}
     if args.compare:
         with tempfile.TemporaryDirectory() as tmp:
             for f in Path(args.model).iterdir():
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
                     shutil.copy(f, Path(tmp) / f.name)
             shutil.copy(args.compare, Path(tmp) / "model.onnx")
             other = SpanReader(tmp)
-            result["compare"] = {"model": args.compare, "figures": score(other, rows, reader.threshold)}
+            result["compare"] = {"model": args.compare, "figures": score(other, rows, reader.margin_threshold)}
     print(json.dumps(result, indent=2))
 
 

@@ -2,8 +2,10 @@
 
 The answer shows the span inside its sentence (trimmed around the span, never through it) with its
 [n] citation; a second cited sentence only when the question asks for two things and the reader finds
-the second in another sentence. It abstains when "no answer" beats every span by more than the
-threshold calibrated on held-out data (train/calibrate.py), or, for a model whose reader.json carries an
+the second in another sentence. Each finding's score is its span's margin over "no answer", plus, when
+the model's reader.json carries coverage weights, the weighted share of the question's terms its sentence
+holds (bot.answer.coverage). It abstains when the best score is below the threshold calibrated on
+held-out data (train/calibrate.py), or, for a model whose reader.json carries an
 answer gate, when the gate's logistic score over the best finding (span and "no answer" logits, chunk
 rank, runner-up margin) is below zero.
 """
@@ -12,9 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.answer import ABSTAIN_TEXT
+from bot.answer.coverage import NO_COVER, Cover, Vocabulary, covers
 from bot.answer.span_reader import Span, SpanReader
 from bot.errors import ReaderUnavailable
 from bot.types import Answer, Chunk, Citation
@@ -106,6 +109,7 @@ class Found:
     sent_start: int
     sent_end: int
     rank: int = 0  # the chunk's place in retrieval order
+    cover: Cover = NO_COVER  # how much of the question its sentence holds (without a lexical index: none)
 
     @property
     def sentence(self) -> str:
@@ -120,13 +124,15 @@ def sentence_spans(chunk: Chunk) -> list[tuple[int, int]]:
     ]
 
 
-def sentence_bounds(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
-    """Character range of the chunk's sentence(s) covering [start, end)."""
+def sentence_bounds(chunk: Chunk, start: int, end: int, neighbours: int = 0) -> tuple[int, int]:
+    """Character range of the chunk's sentence(s) covering [start, end), widened by `neighbours` sentences
+    on each side."""
     spans = sentence_spans(chunk)
-    covering = [(a, b) for a, b in spans if a < end and b > start]
+    covering = [i for i, (a, b) in enumerate(spans) if a < end and b > start]
     if not covering:
         return start, end
-    return min(a for a, _ in covering), max(b for _, b in covering)
+    first, last = max(0, covering[0] - neighbours), min(len(spans) - 1, covering[-1] + neighbours)
+    return spans[first][0], spans[last][1]
 
 
 def trim_around(text: str, start: int, end: int, max_words: int = MAX_WORDS) -> str:
@@ -152,14 +158,20 @@ class ReaderAnswerer:
     mode = "reader"
 
     def __init__(self, reader: SpanReader, threshold: float | None = None, max_chunks: int | None = None,
-                 max_words: int = MAX_WORDS, rank_penalty: float | None = None):
+                 max_words: int = MAX_WORDS, rank_penalty: float | None = None, vocab: Vocabulary | None = None):
         self.reader = reader
+        # The index's tokenizer and idf, for the question coverage of each finding; its weights come
+        # with the model (reader.json), calibrated with it. Without an index coverage counts as zero.
+        self.vocab = vocab
+        self.coverage_weights = reader.coverage
         # The reader scores each chunk alone; retrieval saw the whole corpus. A span from a lower-ranked
         # chunk must beat the better-ranked ones by rank_penalty per place (calibrated on validation data).
         self.rank_penalty = reader.rank_penalty if rank_penalty is None else rank_penalty
         # Unset means the values calibrated for this model on validation data (its reader.json); a
         # threshold the user sets replaces the gate, so that one number decides, as documented.
-        self.threshold = reader.threshold if threshold is None else threshold
+        # Without an index there is no coverage, and the calibrated threshold for the margin alone applies.
+        calibrated = reader.threshold if vocab is not None else reader.margin_threshold
+        self.threshold = calibrated if threshold is None else threshold
         self.gate = AnswerGate.from_config(reader.gate) if threshold is None else None
         self.max_chunks = reader.depth if max_chunks is None else max_chunks
         self.max_words = max_words
@@ -173,12 +185,28 @@ class ReaderAnswerer:
             chunk = chunks[sp.passage]
             a, b = sentence_bounds(chunk, sp.start, sp.end)
             found.append(Found(chunk, sp, a, b, sp.passage))
-        return self.order(found)
+        return self.order(self.covered(question, found))
+
+    def covered(self, question: str, found: list[Found], answered: str = "") -> list[Found]:
+        """The findings with their question coverage (unchanged without an index to weigh terms by);
+        with `answered`, coverage of the question terms that text does not hold (bot.answer.coverage)."""
+        if self.vocab is None or not found:
+            return found
+        pairs = []
+        for f in found:
+            lo, hi = sentence_bounds(f.chunk, f.span.start, f.span.end, neighbours=1)
+            pairs.append((f.chunk.text[f.sent_start : f.sent_end], f.chunk.text[lo:hi]))
+        return [replace(f, cover=c) for f, c in zip(found, covers(self.vocab, question, pairs, answered))]
+
+    def score(self, f: Found, weights: tuple[float, float] | None = None) -> float:
+        """The finding's score: its span margin plus its weighted question coverage."""
+        ws, wn = self.coverage_weights if weights is None else weights
+        return f.span.margin + ws * f.cover.sentence + wn * f.cover.near
 
     def order(self, found: list[Found], rank_penalty: float | None = None) -> list[Found]:
-        """Findings best first: span margin less the rank penalty of their chunk."""
+        """Findings best first: score less the rank penalty of their chunk."""
         p = self.rank_penalty if rank_penalty is None else rank_penalty
-        return sorted(found, key=lambda f: f.span.margin - p * f.rank, reverse=True)
+        return sorted(found, key=lambda f: self.score(f) - p * f.rank, reverse=True)
 
     def answer(self, question: str, chunks: Sequence[Chunk], vector=None) -> Answer:
         """An Answer quoting the best span's sentence with [1], or an abstention listing the closest sources."""
@@ -192,7 +220,7 @@ class ReaderAnswerer:
         if not found:
             return False
         if self.gate is None:
-            return found[0].span.margin >= self.threshold
+            return self.score(found[0]) >= self.threshold
         return self.gate.score(gate_features([(f.span.score, f.span.null, f.rank) for f in found])) >= 0
 
     def compose(self, question: str, chunks: Sequence[Chunk], found: list[Found]) -> Answer:
@@ -203,7 +231,10 @@ class ReaderAnswerer:
             for f in found[1:]:
                 other_sentence = (f.chunk.doc_id, f.chunk.start + f.sent_start) != (
                     best.chunk.doc_id, best.chunk.start + best.sent_start)
-                if other_sentence and f.chunk.doc_id == best.chunk.doc_id and f.span.margin >= self.threshold:
+                if not other_sentence or f.chunk.doc_id != best.chunk.doc_id:
+                    continue
+                f = self.covered(question, [f], answered=best.sentence)[0]
+                if self.score(f) >= self.threshold:
                     picked.append(f)
                     break
             else:
@@ -226,7 +257,7 @@ class ReaderAnswerer:
                       retrieved=tuple(chunks), span=best.chunk.text[best.span.start : best.span.end])
 
     def second_in_chunk(self, question: str, best: Found) -> Found | None:
-        """The best span of best's chunk outside best's sentence, when it clears the threshold.
+        """The best span of best's chunk outside best's sentence, when its score clears the threshold.
 
         The reader keeps one span per chunk, and the two things a question asks for often sit in
         neighbouring sentences of one chunk ("elected in 2016 ... her term ends in 2028"); one more read
@@ -235,13 +266,15 @@ class ReaderAnswerer:
         chunk = best.chunk
         blocked = [*heading_ranges(chunk), (best.sent_start, best.sent_end)]
         spans = self.reader.read(question, [chunk.text], [blocked])
-        if not spans or spans[0].margin < self.threshold:
+        if not spans:
             return None
         sp = spans[0]
         a, b = sentence_bounds(chunk, sp.start, sp.end)
         if a < best.sent_end and b > best.sent_start:  # a sentence split the reader's span across
             return None
-        return Found(chunk, Span(best.span.passage, sp.start, sp.end, sp.score, sp.null), a, b, best.rank)
+        second = Found(chunk, Span(best.span.passage, sp.start, sp.end, sp.score, sp.null), a, b, best.rank)
+        second = self.covered(question, [second], answered=best.sentence)[0]
+        return second if self.score(second) >= self.threshold else None
 
     def _abstain(self, question: str, chunks: Sequence[Chunk], found: list[Found]) -> Answer:
         """The abstention, with the closest sources (at most 3 articles) for the reader to check."""

@@ -131,8 +131,10 @@ class SpanReader:
         self.max_len = int(max_len or config.get("max_len", 256))
         self.stride = int(config.get("stride", 96))
         self.threshold = float(config.get("threshold", 0.0))
+        self.margin_threshold = float(config.get("margin_threshold", self.threshold))  # without coverage
         self.depth = int(config.get("depth", 6))
         self.rank_penalty = float(config.get("rank_penalty", 0.0))
+        self.coverage = _coverage_weights(config.get("coverage"))
         self.gate = config.get("gate")  # the answer gate's fitted weights (bot.answer.reader.AnswerGate)
         self.name = config.get("name", str(model or folder))
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
@@ -190,6 +192,19 @@ class SpanReader:
             if w.passage not in best or span.margin > best[w.passage].margin:
                 best[w.passage] = span
         return [best[i] for i in sorted(best)]
+
+
+def _coverage_weights(cfg) -> tuple[float, float]:
+    """(sentence, neighbourhood) coverage weights from reader.json's "coverage" (none: both zero)."""
+    from bot.errors import ReaderUnavailable
+
+    if cfg is None:
+        return 0.0, 0.0
+    try:
+        return float(cfg["sentence"]), float(cfg["near"])
+    except (KeyError, TypeError, ValueError):
+        raise ReaderUnavailable("the reader model's reader.json has malformed coverage weights: it needs "
+                                "numeric \"sentence\" and \"near\" (re-run `python -m train.calibrate --write`)") from None
 
 
 def _read_json(path: Path) -> dict:
