@@ -44,17 +44,6 @@ def load_span_reader(settings: Settings):
     return SpanReader(settings.reader_model, settings.model_cache_dir)
 
 
-def load_reader(settings: Settings, vocab: LexicalIndex | None = None, span_reader=None):
-    """The reader answerer the settings ask for (over span_reader when already loaded), or None."""
-    from bot.answer.reader import ReaderAnswerer
-
-    span_reader = span_reader or load_span_reader(settings)
-    if span_reader is None:
-        return None
-    return ReaderAnswerer(span_reader, threshold=settings.reader_threshold, max_chunks=settings.reader_chunks,
-                          vocab=vocab)
-
-
 @dataclass(frozen=True)
 class PipelineOptions:
     """The pipeline's knobs. No defaults here: Settings holds them, and from_settings is the one way in."""
@@ -151,7 +140,12 @@ class Pipeline:
         lexical = LexicalIndex.open(folder)
         if lexical is None:
             raise IndexMissing("The index is incomplete (no BM25 side yet): run `qa index` again.")
-        reader = load_reader(settings, lexical, span_reader) if span_reader is not None else None
+        reader = None
+        if span_reader is not None:
+            from bot.answer.reader import ReaderAnswerer
+
+            reader = ReaderAnswerer(span_reader, threshold=settings.reader_threshold,
+                                    max_chunks=settings.reader_chunks, vocab=lexical)
         sentence_vectors = SentenceVectors(folder, readonly=True)
         retriever = HybridRetriever(
             store, lexical, encoder, candidates=settings.candidates, fusion=settings.fusion,

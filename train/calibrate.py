@@ -167,10 +167,8 @@ NO_COVERAGE = ((0.0, 0.0),)
 def _margins(records: list[dict], n: int, p: float, w: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, ...]:
     """Per question at one setting: the chosen finding's score and correctness as asked, and the scores of
     its "elsewhere" and "cut" variants (-1e9 where nothing was found)."""
-    for r in records[:1]:
-        if r.get("version") != RECORDS_VERSION:
-            raise ValueError("these calibration records come from an older train.calibrate: run it again "
-                             "without them")
+    if records and records[0].get("version") != RECORDS_VERSION:
+        raise ValueError("these calibration records come from an older train.calibrate: run it again without them")
     cols = []
     for k in ("a", "u", "c"):
         tops = [_top(r["raw"][k], n, p, w) for r in records]
@@ -403,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"coverage against the margin alone: objective {own['new']:.4f} vs {own['base']:.4f}, gain "
           f"{own['gain']:+.4f} (95 % interval {own['low']:+.4f} to {own['high']:+.4f})")
     if args.against:
-        cmp = paired_bootstrap(json.loads(args.against.read_text()), results, args.answerable_share)
+        cmp = paired_bootstrap(json.loads(args.against.read_text()), results, args.answerable_share, cap=cap)
         print(f"against {args.against}: objective {cmp['new']:.4f} vs {cmp['base']:.4f}, gain {cmp['gain']:+.4f} "
               f"(95 % interval {cmp['low']:+.4f} to {cmp['high']:+.4f}; no gain in {cmp['p_no_gain']:.1%} of "
               "resamples)")

@@ -163,7 +163,6 @@ class ReaderAnswerer:
         # The index's tokenizer and idf, for the question coverage of each finding; its weights come
         # with the model (reader.json), calibrated with it. Without an index coverage counts as zero.
         self.vocab = vocab
-        self.coverage_weights = reader.coverage
         # The reader scores each chunk alone; retrieval saw the whole corpus. A span from a lower-ranked
         # chunk must beat the better-ranked ones by rank_penalty per place (calibrated on validation data).
         self.rank_penalty = reader.rank_penalty if rank_penalty is None else rank_penalty
@@ -200,7 +199,7 @@ class ReaderAnswerer:
 
     def score(self, f: Found, weights: tuple[float, float] | None = None) -> float:
         """The finding's score: its span margin plus its weighted question coverage."""
-        ws, wn = self.coverage_weights if weights is None else weights
+        ws, wn = self.reader.coverage if weights is None else weights
         return f.span.margin + ws * f.cover.sentence + wn * f.cover.near
 
     def order(self, found: list[Found], rank_penalty: float | None = None) -> list[Found]:
