@@ -35,6 +35,18 @@ def _chunk(text: str, doc: str = "a.txt", i: int = 0) -> Chunk:
     return Chunk(f"{doc}#{i}", doc, "A title", "2025-01-01", text, 1.0, sentences=tuple(spans))
 
 
+class Vocab:
+    """An index's tokenizer with every term weighing the same."""
+
+    def tokenize(self, texts):
+        from index.lexical import tokenize
+
+        return tokenize(texts)
+
+    def idf(self, terms):
+        return dict.fromkeys(terms, 1.0)
+
+
 # --- pure helpers ---------------------------------------------------------------------
 def test_trim_around__short_text_is_kept_whole():
     assert trim_around("A short sentence here.", 2, 7) == "A short sentence here."
@@ -226,7 +238,35 @@ def test_order__coverage_weights_from_reader_json_add_to_the_margin(answerer, tm
     strong = Found(c, Span(0, 0, 4, 5.0, 1.0), 0, 15)  # margin 4, covers nothing
     covered = Found(c, Span(0, 5, 9, 3.0, 1.0), 0, 15, cover=Cover(0.75, 1.0))  # margin 2, score 2 + 3 + 2
     assert weighed.score(covered) == 7.0 and [f.span.start for f in weighed.order([strong, covered])] == [5, 0]
-    assert weighed.should_answer([covered]) and weighed.score(covered, weights=(0.0, 0.0)) == 2.0 < 3.0
+    assert weighed.should_answer([covered]) and weighed.score(covered, weights=(0.0, 0.0, 0.0)) == 2.0 < 3.0
     (tmp_path / "reader.json").write_text(json.dumps({**cfg, "coverage": {"sentence": "x"}}))
     with pytest.raises(ReaderUnavailable, match="malformed coverage weights"):
+        SpanReader(tmp_path)
+
+
+def test_order__a_span_of_the_wrong_kind_pays_the_type_penalty_from_reader_json(tmp_path):
+    from bot.answer.span_reader import SHIPPED_MODEL, Span, SpanReader
+
+    for name in ("model.onnx", "tokenizer.json"):
+        (tmp_path / name).symlink_to(SHIPPED_MODEL / name)
+    cfg = json.loads((SHIPPED_MODEL / "reader.json").read_text())
+    (tmp_path / "reader.json").write_text(json.dumps({**cfg, "coverage": {"sentence": 0.0, "near": 0.0},
+                                                      "type_penalty": 5.0, "threshold": 1.0}))
+    answerer = ReaderAnswerer(SpanReader(tmp_path), vocab=Vocab(), rank_penalty=0.0)
+    c = _chunk("The fund raised $6 million last year. It ranked 89th among its peers.")
+    found = answerer.covered("How much money did the fund raise?", [
+        Found(c, Span(0, 48, 52, 6.0, 1.0), 38, 69),  # "89th": margin 5, the wrong kind
+        Found(c, Span(0, 16, 26, 4.0, 1.0), 0, 37),  # "$6 million": margin 3
+    ])
+    assert [f.mismatch for f in found] == [True, False]
+    assert [c.text[f.span.start : f.span.end] for f in answerer.order(found)] == ["$6 million", "89th"]
+    assert answerer.score(found[0]) == 0.0 and not answerer.should_answer(answerer.order(found)[1:])
+    plain = Found(c, Span(0, 48, 52, 6.0, 1.0), 38, 69)
+    # A question asking two things may want two kinds of answer: no check.
+    two = answerer.covered("In what year did the fund open, and how much money did it raise?", [plain])
+    assert two[0].mismatch is False
+    # Without an index (no coverage) the check is not made: its weight was calibrated with coverage.
+    assert ReaderAnswerer(answerer.reader).covered("How much money did the fund raise?", [plain]) == [plain]
+    (tmp_path / "reader.json").write_text(json.dumps({**cfg, "type_penalty": "high"}))
+    with pytest.raises(ReaderUnavailable, match="malformed type_penalty"):
         SpanReader(tmp_path)

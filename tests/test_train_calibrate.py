@@ -3,6 +3,7 @@ on hand-made data."""
 
 from __future__ import annotations
 
+import copy
 import re
 
 import numpy as np
@@ -12,11 +13,16 @@ from bot.types import Chunk, Sentence
 from train.calibrate import (
     DEPTHS,
     NO_COVERAGE,
+    OK,
     RECORDS_VERSION,
     THRESHOLDS,
+    _margins,
     _objective,
+    _score,
+    _top,
     across_sets,
     choose,
+    choose_type_penalty,
     cut_answers,
     fit_gate,
     paired_bootstrap,
@@ -68,8 +74,8 @@ def _records(n: int, right: float, seed: int, cover: bool = False) -> dict[str, 
         margin, noise = (2.0, 0.3) if cover else (4.0, 1.0)
         un = 2.0 if cover else 0.0
         rec = {"id": f"q{i}", "version": RECORDS_VERSION,
-               "raw": {k: [[float(rng.normal(un, noise)), 0.0, 0, 0.2 if cover else 0.5, 0.5]] for k in ("u", "c")}}
-        rec["raw"]["a"] = [[float(rng.normal(margin, noise)), 0.0, 0, 0.9 if cover else 0.5, 0.5, ok, 20]]
+               "raw": {k: [[float(rng.normal(un, noise)), 0.0, 0, 0.2 if cover else 0.5, 0.5, 0.0]] for k in ("u", "c")}}
+        rec["raw"]["a"] = [[float(rng.normal(margin, noise)), 0.0, 0, 0.9 if cover else 0.5, 0.5, 0.0, ok, 20]]
         recs.append(rec)
     return {"val": recs}
 
@@ -77,7 +83,7 @@ def _records(n: int, right: float, seed: int, cover: bool = False) -> dict[str, 
 def test_choose__picks_the_threshold_between_answerable_and_unanswerable_margins():
     objective, depth, threshold, _, weights = choose(_records(400, 1.0, 0), 0.75)
     assert depth == min(DEPTHS)  # deeper reading gains nothing here, so it does not pay for itself
-    assert weights == (0.0, 0.0)  # nor does coverage that is the same everywhere
+    assert weights == (0.0, 0.0, 0.0)  # nor does coverage that is the same everywhere
     assert 1.0 <= threshold <= 3.0
     assert objective > 0.95
 
@@ -87,7 +93,7 @@ def test_choose__weighs_coverage_when_it_separates_what_the_margin_does_not():
     objective, _, threshold, _, weights = choose(records, 0.75)
     assert weights[0] > 0 and objective > 0.95
     plain = choose(records, 0.75, weights=NO_COVERAGE)
-    assert plain[4] == (0.0, 0.0) and plain[0] < 0.9
+    assert plain[4] == (0.0, 0.0, 0.0) and plain[0] < 0.9
     gain = paired_bootstrap(records, records, 0.75, rounds=200, base_weights=NO_COVERAGE)
     assert gain["gain"] > 0.05 and gain["low"] > 0
     rows = across_sets({"one": records["val"], "two": _records(400, 1.0, 1, cover=True)["val"]}, 0.75)
@@ -119,9 +125,9 @@ def test_choose__coverage_may_not_cost_answers_unless_allowed():
     for i in range(400):
         low = i % 10 == 0  # one answerable question in ten has a sentence that covers nothing of the question
         rec = {"id": f"q{i}", "version": RECORDS_VERSION,
-               "raw": {k: [[float(rng.normal(3, 1)), 0.0, 0, 0.0, 0.0]] for k in ("u", "c")}}
+               "raw": {k: [[float(rng.normal(3, 1)), 0.0, 0, 0.0, 0.0, 0.0]] for k in ("u", "c")}}
         # Margins say nothing (answerable and not alike), so the margin alone answers everything.
-        rec["raw"]["a"] = [[float(rng.normal(3, 1)), 0.0, 0, 0.0 if low else 1.0, 0.0, True, 20]]
+        rec["raw"]["a"] = [[float(rng.normal(3, 1)), 0.0, 0, 0.0 if low else 1.0, 0.0, 0.0, True, 20]]
         recs.append(rec)
     records = {"val": recs}
     _, n0, t0, p0, w0 = choose(records, 0.75, weights=NO_COVERAGE)
@@ -133,6 +139,74 @@ def test_choose__coverage_may_not_cost_answers_unless_allowed():
 
     free = choose(records, 0.75, cap_false_abstention=False)
     assert baseline == 0.0
-    assert free[4] != (0.0, 0.0) and false_abstention(free) > 0.05
+    assert free[4] != (0.0, 0.0, 0.0) and false_abstention(free) > 0.05
     capped = choose(records, 0.75)
     assert false_abstention(capped) == 0.0 and free[0] > capped[0]
+
+
+def test_choose__weighs_the_type_penalty_when_mismatched_spans_are_the_wrong_ones():
+    """Each answerable question's best span is the wrong kind (and wrong) and a runner-up of the right kind is
+    right; unanswerable variants find only wrong-kind spans. Only the type penalty tells them apart."""
+    rng = np.random.default_rng(0)
+    recs = []
+    for i in range(300):
+        wrong_kind = [float(rng.normal(5, 0.5)), 0.0, 0, 0.5, 0.5, 1.0]
+        rec = {"id": f"q{i}", "version": RECORDS_VERSION,
+               "raw": {k: [list(wrong_kind)] for k in ("u", "c")}}
+        rec["raw"]["a"] = [wrong_kind + [False, 20], [float(rng.normal(4, 0.5)), 0.0, 1, 0.5, 0.5, 0.0, True, 20]]
+        recs.append(rec)
+    records = {"val": recs}
+    plain = choose(records, 0.75)
+    assert plain[4][2] == 0.0 and plain[0] < 0.5  # the grid itself leaves the type penalty out
+    penalty, gain = choose_type_penalty(records, 0.75, plain, cap=False)
+    assert penalty > 0 and gain["low"] > 0
+    assert choose(records, 0.75, weights=((*plain[4][:2], penalty),), cap_false_abstention=False)[0] > 0.95
+    untyped = copy.deepcopy(records)
+    for r in untyped["val"]:  # no span of the wrong kind anywhere: no penalty
+        for k in ("a", "u", "c"):
+            for f in r["raw"][k]:
+                f[5] = 0.0
+    assert choose_type_penalty(untyped, 0.75, choose(untyped, 0.75)) == (0.0, None)
+
+
+def test_margins__the_vectorised_choice_is_the_one_reader_order_makes():
+    rng = np.random.default_rng(1)
+    recs = []
+    for i in range(200):
+        raw = {k: [[float(rng.normal(3, 3)), float(rng.normal(0, 1)), int(r), float(rng.random()),
+                    float(rng.random()), float(rng.random() < 0.3)] for r in rng.permutation(6)[: rng.integers(0, 5)]]
+               for k in ("u", "c")}
+        raw["a"] = [[float(rng.normal(3, 3)), float(rng.normal(0, 1)), int(r), float(rng.random()), float(rng.random()),
+                     float(rng.random() < 0.3), bool(rng.random() < 0.5), 20] for r in rng.permutation(6)[: rng.integers(0, 5)]]
+        recs.append({"id": f"q{i}", "version": RECORDS_VERSION, "raw": raw})
+    for n, p, w in ((3, 2.0, (4.0, 4.0, 2.0)), (5, 0.0, (0.0, 0.0, 0.0)), (8, 1.0, (16.0, 0.0, 8.0))):
+        a, ok, u, c = _margins(recs, n, p, w)
+        for col, k in ((a, "a"), (u, "u"), (c, "c")):
+            tops = [_top(r["raw"][k], n, p, w) for r in recs]
+            assert np.allclose(col, [_score(f, w) if f is not None else -1e9 for f in tops])
+            if k == "a":
+                assert list(ok) == [bool(f is not None and f[OK]) for f in tops]
+
+
+def test_observe__records_each_finding_with_its_span_and_retype_rechecks_answer_types(seed_pipeline):
+    from bot.answer.answer_type import mismatch
+    from eval.questions import EvalQuestion
+    from train.calibrate import observe, retype
+
+    answerer = seed_pipeline.reader
+    questions = [EvalQuestion("q26", "How many satellites is ADASpace to deliver to Asia Satellite Telecommunications?",
+                              ("180",), ("002_0c73d536360565c7.txt",)),
+                 EvalQuestion("q30", "Who is the chief executive of ADASpace?", ("Wang Lei",), ("002_0c73d536360565c7.txt",))]
+    records = observe(seed_pipeline, answerer, questions, depth=3)
+    assert [r["version"] for r in records] == [RECORDS_VERSION] * 2
+    for r, q in zip(records, questions):
+        assert r["question"] == q.question and r["raw"]["a"]
+        for k in ("a", "u", "c"):
+            assert len(r["spans"][k]) == len(r["raw"][k])
+            for f in r["raw"][k]:
+                f[5] = 9.0
+    assert records[0]["raw"]["a"][0][OK] is True  # "180" is in the answer composed from the best finding
+    retype({"val": records})
+    for r in records:
+        for k in ("a", "u", "c"):
+            assert [f[5] for f in r["raw"][k]] == [float(mismatch(r["question"], s)) for s in r["spans"][k]]

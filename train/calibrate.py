@@ -16,16 +16,17 @@ The objective is the expected share of questions handled right when --answerable
 0.75: most questions people ask are about what the articles say) are answerable: share x (answered
 correctly | answerable) + (1 - share) x (abstained | unanswerable), the abstention averaged over the two
 kinds and the result over the two sets.
-1. A grid over reader depth, rank penalty, coverage weights and threshold picks the depth, the penalty
-   and the weights of the question coverage added to each finding's margin (bot.answer.coverage), and the
-   threshold on that score (used when the gate is off, and for a second answer sentence). Reading deeper
-   and weighing coverage must each gain 0.003 to be chosen, and coverage may not cost answers: a setting
-   with coverage is eligible only where its false abstention on each set is no higher than the margin
-   alone's (`--allow-more-false-abstention` lifts that: on the shipped model the objective then chose a
-   setting that abstained more on validation and, on newsqa-dev, turned right answers into abstentions,
-   docs/benchmarks.md). The run also prints coverage chosen on one
-   set and scored on the other beside the margin alone, and a paired bootstrap of coverage against the
-   margin alone: whether the weights carry beyond the data they were fitted on.
+1. A grid over reader depth, rank penalty, coverage weights, type penalty and threshold picks the depth,
+   the rank penalty, the weights of the question coverage added to each finding's margin
+   (bot.answer.coverage), the penalty for a span that is not the kind of answer asked for
+   (bot.answer.answer_type), and the threshold on that score (used when the gate is off, and for a second
+   answer sentence). Reading deeper and weighing coverage or type must each gain 0.003 to be chosen, and
+   they may not cost answers: a setting with coverage or type penalty is eligible only where its false
+   abstention on each set is no higher than the margin alone's (`--allow-more-false-abstention` lifts
+   that: on the shipped model the objective then chose a setting that abstained more on validation and,
+   on newsqa-dev, turned right answers into abstentions, docs/benchmarks.md). The run also prints the
+   weights chosen on one set and scored on the other beside the margin alone, and a paired bootstrap of
+   the weights against the margin alone: whether they carry beyond the data they were fitted on.
 2. The answer gate: a logistic regression over the best finding's span score, its no-answer score, its
    chunk's rank and the runner-up's margin (bot.answer.reader.GATE_FEATURES), weighted as the objective
    weighs the questions, its cut-off chosen for the objective. It is also fitted on each set alone and
@@ -101,27 +102,30 @@ def cut_answers(chunk, answers):
 
 
 # A raw finding, as stored in the records: [span score, no-answer score, chunk rank, sentence coverage,
-# neighbourhood coverage]; an answerable question's findings add [answered correctly, answer words] for
-# the answer composed from that finding, so any ordering rule can be scored without reading again.
-RECORDS_VERSION = 2
+# neighbourhood coverage, answer-type mismatch (0 or 1)]; an answerable question's findings add [answered
+# correctly, answer words] for the answer composed from that finding, so any ordering rule can be scored
+# without reading again.
+RECORDS_VERSION = 3
+OLD_RECORDS = "these calibration records come from an older train.calibrate: run it again without them"
+OK, WORDS = 6, 7  # where an answerable question's finding keeps its correctness and answer length
 
 
 def _raw(found) -> list[list]:
-    """[span score, no-answer score, rank, sentence coverage, neighbourhood coverage] of each finding."""
-    return [[f.span.score, f.span.null, f.rank, f.cover.sentence, f.cover.near] for f in found]
+    """[span score, no-answer score, rank, sentence coverage, neighbourhood coverage, type mismatch] of each finding."""
+    return [[f.span.score, f.span.null, f.rank, f.cover.sentence, f.cover.near, float(f.mismatch)] for f in found]
 
 
-def _score(f, w: tuple[float, float]) -> float:
-    """A raw finding's score as ReaderAnswerer.score computes it with coverage weights w."""
-    return f[0] - f[1] + w[0] * f[3] + w[1] * f[4]
+def _score(f, w: tuple[float, float, float]) -> float:
+    """A raw finding's score as ReaderAnswerer.score computes it with weights w (coverage, type penalty)."""
+    return f[0] - f[1] + w[0] * f[3] + w[1] * f[4] - w[2] * f[5]
 
 
-def _ordered(raw: list, n: int, p: float, w: tuple[float, float] = (0.0, 0.0)) -> list:
+def _ordered(raw: list, n: int, p: float, w: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> list:
     """The raw findings of the top n chunks, best first as ReaderAnswerer.order ranks them."""
     return sorted((f for f in raw if f[2] < n), key=lambda f: _score(f, w) - p * f[2], reverse=True)
 
 
-def _top(raw: list, n: int, p: float, w: tuple[float, float]):
+def _top(raw: list, n: int, p: float, w: tuple[float, float, float]):
     """The finding the reader would answer from, or None when it found nothing."""
     inside = [f for f in raw if f[2] < n]
     return max(inside, key=lambda f: _score(f, w) - p * f[2]) if inside else None
@@ -152,47 +156,92 @@ def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
         cut = [(i, c2) for i, c in enumerate(chunks[:depth]) if (c2 := cut_answers(c, q.answers)) is not None]
         fc = [replace(f, rank=cut[f.rank][0]) for f in answerer.find(q.question, [c for _, c in cut])]
         rec["raw"] = {"a": [r + a for r, a in zip(_raw(found), answered)], "u": _raw(fu), "c": _raw(fc)}
+        # The question and each finding's span, so that `retype` can re-check answer types without reading.
+        rec["question"] = q.question
+        rec["spans"] = {k: [f.chunk.text[f.span.start : f.span.end] for f in fs]
+                        for k, fs in (("a", found), ("u", fu), ("c", fc))}
         out.append(rec)
     return out
+
+
+def retype(results: dict[str, list[dict]]) -> None:
+    """Set every finding's answer-type mismatch from its stored span, as ReaderAnswerer.covered does with
+    the answer_type rules of this checkout (so records stay valid when those rules change)."""
+    from bot.answer.answer_type import mismatch
+    from bot.answer.reader import asks_two_things
+
+    _ARRAYS.clear()  # the findings change in place
+    for recs in results.values():
+        for r in recs:
+            if r.get("version") != RECORDS_VERSION:
+                raise ValueError(OLD_RECORDS)
+            typed = not asks_two_things(r["question"])
+            for k, spans in r["spans"].items():
+                for f, span in zip(r["raw"][k], spans):
+                    f[5] = float(typed and mismatch(r["question"], span))
 
 
 THRESHOLDS = np.arange(-6.0, 32.01, 0.25)  # the scores (margin plus weighted coverage) the grid tries
 
 
-# Coverage weights (sentence, neighbourhood) the grid tries; (0, 0) is the reader's margin alone.
-COVERAGE_WEIGHTS = tuple((a, b) for a in (0.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0) for b in (0.0, 4.0, 8.0, 16.0))
-NO_COVERAGE = ((0.0, 0.0),)
+# Weights (sentence coverage, neighbourhood coverage, answer-type penalty) the grid tries; (0, 0, 0) is
+# the reader's margin alone. The type penalty is chosen after the grid (choose_type_penalty).
+COVERAGE_WEIGHTS = tuple((a, b, 0.0) for a in (0.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0) for b in (0.0, 4.0, 8.0, 16.0))
+NO_COVERAGE = ((0.0, 0.0, 0.0),)
+TYPE_PENALTIES = (2.0, 4.0, 8.0, 16.0)
+
+_ARRAYS: dict[tuple[int, str], tuple] = {}
 
 
-def _margins(records: list[dict], n: int, p: float, w: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, ...]:
+def _arrays(records: list[dict], k: str) -> tuple[np.ndarray, ...]:
+    """One variant's findings of every question as flat arrays (question, columns of the raw finding, correct),
+    kept while the records are (the grid scores the same findings thousands of times): records changed in
+    place must clear _ARRAYS, as `retype` does."""
+    key = (id(records), k)
+    if key not in _ARRAYS or _ARRAYS[key][0] is not records:
+        rows = [(i, *f[:6], bool(k == "a" and f[OK])) for i, r in enumerate(records) for f in r["raw"][k]]
+        cols = np.array(rows, dtype=float).reshape(-1, 8).T
+        _ARRAYS[key] = (records, (cols[0].astype(int), *cols[1:7], cols[7].astype(bool)))
+    return _ARRAYS[key][1]
+
+
+def _margins(records: list[dict], n: int, p: float, w: tuple[float, float, float] = (0.0, 0.0, 0.0)
+             ) -> tuple[np.ndarray, ...]:
     """Per question at one setting: the chosen finding's score and correctness as asked, and the scores of
-    its "elsewhere" and "cut" variants (-1e9 where nothing was found)."""
+    its "elsewhere" and "cut" variants (-1e9 where nothing was found); the same choice as `_top`."""
     if records and records[0].get("version") != RECORDS_VERSION:
-        raise ValueError("these calibration records come from an older train.calibrate: run it again without them")
+        raise ValueError(OLD_RECORDS)
     cols = []
     for k in ("a", "u", "c"):
-        tops = [_top(r["raw"][k], n, p, w) for r in records]
-        cols.append(np.array([_score(f, w) if f is not None else -1e9 for f in tops]))
+        q, score, null, rank, cs, cn, mm, ok = _arrays(records, k)
+        s = score - null + w[0] * cs + w[1] * cn - w[2] * mm
+        idx = np.nonzero(rank < n)[0]
+        # Best first within each question; a stable sort keeps the first of equal findings, as max() does.
+        order = idx[np.lexsort((-(s[idx] - p * rank[idx]), q[idx]))]
+        first = order[np.r_[True, q[order][1:] != q[order][:-1]]] if len(order) else order
+        top, right = np.full(len(records), -1e9), np.zeros(len(records), dtype=bool)
+        top[q[first]], right[q[first]] = s[first], ok[first]
+        cols.append(top)
         if k == "a":
-            ok = np.array([bool(f is not None and f[5]) for f in tops])
-    return cols[0], ok, cols[1], cols[2]
+            correct = right
+    return cols[0], correct, cols[1], cols[2]
 
 
-def sweep(records: list[dict], n: int, p: float, w: tuple[float, float] = (0.0, 0.0)
+def sweep(records: list[dict], n: int, p: float, w: tuple[float, float, float] = (0.0, 0.0, 0.0)
           ) -> list[tuple[float, float, float, float]]:
     """(threshold, answered-correct rate, false-abstention rate, abstention rate) for candidate thresholds.
 
     The abstention rate averages the two kinds of unanswerable question ("elsewhere" and "cut").
     """
     a, ok, u, c = _margins(records, n, p, w)
-    out = []
-    for t in THRESHOLDS:
-        abstain = (np.mean(u < t) + np.mean(c < t)) / 2
-        out.append((float(t), float(np.mean((a >= t) & ok)), float(np.mean(a < t)), float(abstain)))
-    return out
+    t = THRESHOLDS[None, :]
+    abstain = ((u[:, None] < t).mean(0) + (c[:, None] < t).mean(0)) / 2
+    correct = ((a[:, None] >= t) & ok[:, None]).mean(0)
+    false = (a[:, None] < t).mean(0)
+    return [(float(x), float(y), float(z), float(v)) for x, y, z, v in zip(THRESHOLDS, correct, false, abstain)]
 
 
-def _gate_rows(records: list[dict], n: int, p: float, w: tuple[float, float] = (0.0, 0.0)):
+def _gate_rows(records: list[dict], n: int, p: float, w: tuple[float, float, float] = (0.0, 0.0, 0.0)):
     """Per set: gate features, label (answered correctly) and variant ("a", "u", "c") of every question."""
     from bot.answer.reader import GATE_FEATURES, gate_features
 
@@ -202,7 +251,7 @@ def _gate_rows(records: list[dict], n: int, p: float, w: tuple[float, float] = (
             fs = _ordered(r["raw"][k], n, p, w)
             # Nothing found: features that no gate answers from (a very low span score, nothing else found).
             X.append(gate_features([tuple(f[:3]) for f in fs]) if fs else gate_features([(-100.0, 0.0, 0)]))
-            y.append(1.0 if k == "a" and fs and fs[0][5] else 0.0)
+            y.append(1.0 if k == "a" and fs and fs[0][OK] else 0.0)
             kind.append(k)
     assert len(X[0]) == len(GATE_FEATURES)
     return np.array(X), np.array(y), np.array(kind)
@@ -253,8 +302,8 @@ def fit_gate(sets: dict[str, tuple], share: float, l2: float = 1.0) -> tuple[np.
 
 
 def choose(results: dict[str, list[dict]], share: float, verbose: bool = False,
-           weights: tuple[tuple[float, float], ...] = COVERAGE_WEIGHTS, cap_false_abstention: bool = True) -> tuple:
-    """(objective, depth, threshold, rank penalty, coverage weights) that the grid picks from per-set
+           weights: tuple[tuple[float, float, float], ...] = COVERAGE_WEIGHTS, cap_false_abstention: bool = True) -> tuple:
+    """(objective, depth, threshold, rank penalty, (coverage weights, type penalty)) that the grid picks from per-set
     records; prints the best row of each depth and penalty when verbose.
 
     With cap_false_abstention, coverage may not cost answers: only settings whose false abstention on
@@ -290,13 +339,13 @@ def choose(results: dict[str, list[dict]], share: float, verbose: bool = False,
                 score, w, i, tables = row
                 cells = " | ".join(f"{tables[name][i][1]:>9.3f} {tables[name][i][2]:>10.3f} {tables[name][i][3]:>8.3f}"
                                    for name in tables)
-                print(f"{n:>5} {p:>7} {'%g/%g' % w:>9} {THRESHOLDS[i]:>9.2f} | {cells}   objective {score:.3f}",
+                print(f"{n:>5} {p:>7} {'%g/%g/%g' % w:>9} {THRESHOLDS[i]:>9.2f} | {cells}   objective {score:.3f}",
                       flush=True)
     return best
 
 
 def per_question(records: list[dict], n: int, p: float, t: float, share: float,
-                 w: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+                 w: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
     """Each question's share of the objective at one setting (the set's objective is their mean)."""
     a, ok, u, c = _margins(records, n, p, w)
     return share * ((a >= t) & ok) + (1 - share) * ((u < t).astype(float) + (c < t)) / 2
@@ -332,6 +381,26 @@ def paired_bootstrap(base: dict[str, list[dict]], new: dict[str, list[dict]], sh
     return {"base": settings["base"][0], "new": settings["new"][0],
             "gain": settings["new"][0] - settings["base"][0], "low": float(lo), "high": float(hi),
             "p_no_gain": float(np.mean(diffs <= 0))}
+
+
+def choose_type_penalty(results: dict[str, list[dict]], share: float, choice: tuple, cap: bool = True
+                        ) -> tuple[float, dict[str, float] | None]:
+    """The answer-type penalty to add to the grid's choice, with its paired bootstrap against none (or 0.0
+    and None).
+
+    A wrong-kind span is rare in validation data, so the penalty moves the objective by less than the bar
+    the grid sets for coverage; it is taken when it gains on every resample's 95 % interval (the lower
+    bound above zero) and, like coverage, abstains on no more answerable questions than the margin alone.
+    The largest such gain wins.
+    """
+    w = choice[4]
+    best: tuple[float, dict[str, float] | None] = (0.0, None)
+    for penalty in TYPE_PENALTIES:
+        b = paired_bootstrap(results, results, share, base_weights=(w,), new_weights=((w[0], w[1], penalty),),
+                             cap=cap)
+        if b["low"] > 0 and b["gain"] > (best[1]["gain"] if best[1] else 0.0):
+            best = (penalty, b)
+    return best
 
 
 def across_sets(results: dict[str, list[dict]], share: float, cap: bool = True) -> list[dict]:
@@ -390,9 +459,18 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{ds.name}: {len(ds.questions)} questions read in {time.perf_counter() - t0:.0f} s", flush=True)
     if args.records and sets:
         args.records.write_text(json.dumps(results))
+    retype(results)
 
     cap = not args.allow_more_false_abstention
-    _, n, t, p, cw = choose(results, args.answerable_share, verbose=True, cap_false_abstention=cap)
+    choice = choose(results, args.answerable_share, verbose=True, cap_false_abstention=cap)
+    penalty, typed = choose_type_penalty(results, args.answerable_share, choice, cap)
+    if typed:
+        print(f"answer-type penalty {penalty:g}: objective {typed['new']:.4f} vs {typed['base']:.4f}, gain "
+              f"{typed['gain']:+.4f} (95 % interval {typed['low']:+.4f} to {typed['high']:+.4f})")
+        choice = choose(results, args.answerable_share, weights=((*choice[4][:2], penalty),), cap_false_abstention=cap)
+    else:
+        print("answer-type penalty: none gains on the 95 % interval")
+    _, n, t, p, cw = choice
     if len(results) > 1:
         for row in across_sets(results, args.answerable_share, cap):
             print(f"fitted on {row['fit']}, scored on {row['test']}: margin alone {row['margin'][0]:.4f}, "
@@ -424,7 +502,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  fit on both, {name}: objective {g[0]:.3f} (correct {g[1]:.3f}, false abstention {g[2]:.3f}, "
               f"abstention {g[3]:.3f})")
     for name, recs in results.items():
-        words = [f[6] for r in recs if (f := _top(r["raw"]["a"], n, p, cw)) is not None and _score(f, cw) >= t]
+        words = [f[WORDS] for r in recs if (f := _top(r["raw"]["a"], n, p, cw)) is not None and _score(f, cw) >= t]
         print(f"  {name}: median answer {np.median(words) if words else 0:.0f} words")
     if args.write:
         from bot.answer.span_reader import SHIPPED_MODEL
@@ -435,10 +513,11 @@ def main(argv: list[str] | None = None) -> None:
 
         gate = {"features": list(GATE_FEATURES), "weights": [round(float(x), 6) for x in gw], "bias": round(gb, 6)}
         cfg.update({"threshold": round(t, 2), "depth": n, "rank_penalty": p, "calibrated_on": sorted(results)})
-        cfg.pop("coverage", None)
-        cfg.pop("margin_threshold", None)
+        for key in ("coverage", "type_penalty", "margin_threshold"):
+            cfg.pop(key, None)
         if any(cw):
             cfg["coverage"] = {"sentence": cw[0], "near": cw[1]}
+            cfg["type_penalty"] = cw[2]
             # The threshold for the margin alone: what a reader uses without an index to weigh coverage by
             # (train.evaluate on gold passages, a ReaderAnswerer given no vocabulary).
             cfg["margin_threshold"] = round(choose(results, args.answerable_share, weights=NO_COVERAGE)[2], 2)

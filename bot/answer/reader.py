@@ -4,8 +4,9 @@ The answer shows the span inside its sentence (trimmed around the span, never th
 [n] citation; a second cited sentence only when the question asks for two things and the reader finds
 the second in another sentence. Each finding's score is its span's margin over "no answer", plus, when
 the model's reader.json carries coverage weights, the weighted share of the question's terms its sentence
-holds (bot.answer.coverage). It abstains when the best score is below the threshold calibrated on
-held-out data (train/calibrate.py), or, for a model whose reader.json carries an
+holds (bot.answer.coverage), less a penalty when the span is not the kind of answer asked for, such as
+"89th" for "how much money" (bot.answer.answer_type). It abstains when the best score is below the
+threshold calibrated on held-out data (train/calibrate.py), or, for a model whose reader.json carries an
 answer gate, when the gate's logistic score over the best finding (span and "no answer" logits, chunk
 rank, runner-up margin) is below zero.
 """
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bot.answer import ABSTAIN_TEXT
+from bot.answer.answer_type import mismatch
 from bot.answer.coverage import NO_COVER, Cover, Vocabulary, covers
 from bot.answer.span_reader import Span, SpanReader
 from bot.errors import ReaderUnavailable
@@ -110,6 +112,7 @@ class Found:
     sent_end: int
     rank: int = 0  # the chunk's place in retrieval order
     cover: Cover = NO_COVER  # how much of the question its sentence holds (without a lexical index: none)
+    mismatch: bool = False  # the span is not the kind of answer the question asks for (bot.answer.answer_type)
 
     @property
     def sentence(self) -> str:
@@ -187,20 +190,25 @@ class ReaderAnswerer:
         return self.order(self.covered(question, found))
 
     def covered(self, question: str, found: list[Found], answered: str = "") -> list[Found]:
-        """The findings with their question coverage (unchanged without an index to weigh terms by);
-        with `answered`, coverage of the question terms that text does not hold (bot.answer.coverage)."""
+        """The findings with their question coverage and answer-type check (unchanged without an index to
+        weigh terms by: the weights were calibrated together); with `answered`, coverage of the question
+        terms that text does not hold (bot.answer.coverage)."""
         if self.vocab is None or not found:
             return found
         pairs = []
         for f in found:
             lo, hi = sentence_bounds(f.chunk, f.span.start, f.span.end, neighbours=1)
             pairs.append((f.chunk.text[f.sent_start : f.sent_end], f.chunk.text[lo:hi]))
-        return [replace(f, cover=c) for f, c in zip(found, covers(self.vocab, question, pairs, answered))]
+        # A question asking two things may want two kinds ("what year ..., and where ..."): not checked.
+        typed = not asks_two_things(question)
+        return [replace(f, cover=c, mismatch=typed and mismatch(question, f.chunk.text[f.span.start : f.span.end]))
+                for f, c in zip(found, covers(self.vocab, question, pairs, answered))]
 
-    def score(self, f: Found, weights: tuple[float, float] | None = None) -> float:
-        """The finding's score: its span margin plus its weighted question coverage."""
-        ws, wn = self.reader.coverage if weights is None else weights
-        return f.span.margin + ws * f.cover.sentence + wn * f.cover.near
+    def score(self, f: Found, weights: tuple[float, float, float] | None = None) -> float:
+        """The finding's score: its span margin plus its weighted question coverage, less the answer-type
+        penalty when its span is not the kind of answer asked for."""
+        ws, wn, wt = (*self.reader.coverage, self.reader.type_penalty) if weights is None else weights
+        return f.span.margin + ws * f.cover.sentence + wn * f.cover.near - wt * f.mismatch
 
     def order(self, found: list[Found], rank_penalty: float | None = None) -> list[Found]:
         """Findings best first: score less the rank penalty of their chunk."""

@@ -135,6 +135,7 @@ class SpanReader:
         self.depth = int(config.get("depth", 6))
         self.rank_penalty = float(config.get("rank_penalty", 0.0))
         self.coverage = _coverage_weights(config.get("coverage"))
+        self.type_penalty = _number(config.get("type_penalty", 0.0), "type_penalty")
         self.gate = config.get("gate")  # the answer gate's fitted weights (bot.answer.reader.AnswerGate)
         self.name = config.get("name", str(model or folder))
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
@@ -205,6 +206,17 @@ def _coverage_weights(cfg) -> tuple[float, float]:
     except (KeyError, TypeError, ValueError):
         raise ReaderUnavailable("the reader model's reader.json has malformed coverage weights: it needs "
                                 "numeric \"sentence\" and \"near\" (re-run `python -m train.calibrate --write`)") from None
+
+
+def _number(value, name: str) -> float:
+    """A numeric setting of reader.json, or ReaderUnavailable naming it."""
+    from bot.errors import ReaderUnavailable
+
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ReaderUnavailable(f"the reader model's reader.json has a malformed {name}: it needs a number "
+                                "(re-run `python -m train.calibrate --write`)") from None
 
 
 def _read_json(path: Path) -> dict:
