@@ -68,7 +68,8 @@ class Settings(BaseSettings):
         "or a cached Hugging Face id; default: the shipped one",
     )
     reader_threshold: float | None = Field(
-        None, description="abstain below this span score (margin over no-answer plus weighted question coverage); "
+        None, description="abstain below this span score (margin over no-answer plus weighted question coverage, "
+        "less the type penalty); "
         "default: the model's calibrated value (or gate)"
     )
     reader_chunks: int | None = Field(

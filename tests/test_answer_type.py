@@ -33,6 +33,8 @@ def test_mismatch__a_span_of_another_kind(question, span):
     ("How old was the driver?", "19"),
     ("What new execution date did the court set?", "Tuesday"),
     ("How many residents are under 18?", "23.9%"),  # a share answers "how many" too
+    ("How many years did he serve?", "a decade"),
+    ("What year did the plant reopen?", "the following year"),
     ("How much support does the plan have?", "little"),  # "how much" of anything but money: a degree
     ("How much does a trainee earn?", "20,427"),  # the currency left out
     ("How was it decided how many seats each party gets?", "by its vote share"),  # not the question's own

@@ -1,7 +1,7 @@
 """Whether a span is the kind of thing its question asks for: a quantity for "how many", a year for "what year".
 
 The reader learned answer types from a few thousand questions and still quotes "89th" for "how much prize
-money" or "20%" for "how many seats" when the article does not say. A finding whose span clearly is not
+money" or "landslide" for "by how many percentage points" when the article does not say. A finding whose span clearly is not
 of the asked kind gets a penalty on its score (calibrated on validation data with the other weights,
 train/calibrate.py), so another finding can win or the reader abstains. Only coarse kinds are checked, and
 each check errs towards "fits": a missed mismatch costs nothing, a false one costs a right answer.
@@ -15,14 +15,14 @@ _NUMBER_WORDS = (
     r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
     r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|thousands?|"
     r"millions?|billions?|trillions?|dozens?|half|both|several|few|many|multiple|once|twice|thrice|single|"
-    r"none|no|nothing|all|a couple|tens|infinite|infinitely|countless|unmanned|free"
+    r"none|no|nothing|all|a couple|tens|infinite|infinitely|countless|unmanned|free|decades?|centuries|century|"
+    r"handful|pair|couple|trio|quartet|majority|most|some|numerous|a number of"
 )
 _QUANTITY = re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b", re.I)
 _ORDINAL = re.compile(r"\b\d+(?:st|nd|rd|th)\b", re.I)
 _PERCENT = re.compile(r"%|\bper ?cent|\bpercentage\b", re.I)
 _FRACTION = re.compile(r"\b(?:thirds?|quarters?|fifths?|tenths?|majority|minority|most)\b", re.I)
-_YEAR = re.compile(r"(?<!\d)\d{3,4}(?!\d)|\bcentur|\b(?:BCE?|AD|CE)\b|\b(?:last|this|next|that|the same) year\b",
-                   re.I)
+_YEAR = re.compile(r"(?<!\d)\d{3,4}(?!\d)|\bcentur|\b(?:BCE?|AD|CE)\b|\byear\b", re.I)
 _MONTHS = r"jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
 _TIME = re.compile(
     rf"\d|\b(?:(?:{_MONTHS})\w*|(?:mon|tues|wednes|thurs|fri|satur|sun)day|today|tonight|yesterday|tomorrow|"
