@@ -115,8 +115,9 @@ def _raw(found) -> list[list]:
     return [[f.span.score, f.span.null, f.rank, f.cover.sentence, f.cover.near, float(f.mismatch)] for f in found]
 
 
-def _score(f, w: tuple[float, float, float]) -> float:
-    """A raw finding's score as ReaderAnswerer.score computes it with weights w (coverage, type penalty)."""
+def _score(f, w: tuple[float, float, float]):
+    """A raw finding's score as ReaderAnswerer.score computes it with weights w (coverage, type penalty);
+    f may also be the findings' columns stacked (an array whose rows are the raw fields)."""
     return f[0] - f[1] + w[0] * f[3] + w[1] * f[4] - w[2] * f[5]
 
 
@@ -167,18 +168,16 @@ def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
 def retype(results: dict[str, list[dict]]) -> None:
     """Set every finding's answer-type mismatch from its stored span, as ReaderAnswerer.covered does with
     the answer_type rules of this checkout (so records stay valid when those rules change)."""
-    from bot.answer.answer_type import mismatch
-    from bot.answer.reader import asks_two_things
+    from bot.answer.reader import wrong_kind
 
     _ARRAYS.clear()  # the findings change in place
     for recs in results.values():
         for r in recs:
             if r.get("version") != RECORDS_VERSION:
                 raise ValueError(OLD_RECORDS)
-            typed = not asks_two_things(r["question"])
             for k, spans in r["spans"].items():
                 for f, span in zip(r["raw"][k], spans):
-                    f[5] = float(typed and mismatch(r["question"], span))
+                    f[5] = float(wrong_kind(r["question"], span))
 
 
 THRESHOLDS = np.arange(-6.0, 32.01, 0.25)  # the scores (margin plus weighted coverage) the grid tries
@@ -194,14 +193,14 @@ _ARRAYS: dict[tuple[int, str], tuple] = {}
 
 
 def _arrays(records: list[dict], k: str) -> tuple[np.ndarray, ...]:
-    """One variant's findings of every question as flat arrays (question, columns of the raw finding, correct),
+    """One variant's findings of every question as arrays (question, the raw fields as rows, correct),
     kept while the records are (the grid scores the same findings thousands of times): records changed in
     place must clear _ARRAYS, as `retype` does."""
     key = (id(records), k)
     if key not in _ARRAYS or _ARRAYS[key][0] is not records:
         rows = [(i, *f[:6], bool(k == "a" and f[OK])) for i, r in enumerate(records) for f in r["raw"][k]]
         cols = np.array(rows, dtype=float).reshape(-1, 8).T
-        _ARRAYS[key] = (records, (cols[0].astype(int), *cols[1:7], cols[7].astype(bool)))
+        _ARRAYS[key] = (records, (cols[0].astype(int), cols[1:7], cols[7].astype(bool)))
     return _ARRAYS[key][1]
 
 
@@ -213,8 +212,8 @@ def _margins(records: list[dict], n: int, p: float, w: tuple[float, float, float
         raise ValueError(OLD_RECORDS)
     cols = []
     for k in ("a", "u", "c"):
-        q, score, null, rank, cs, cn, mm, ok = _arrays(records, k)
-        s = score - null + w[0] * cs + w[1] * cn - w[2] * mm
+        q, fields, ok = _arrays(records, k)
+        s, rank = _score(fields, w), fields[2]
         idx = np.nonzero(rank < n)[0]
         # Best first within each question; a stable sort keeps the first of equal findings, as max() does.
         order = idx[np.lexsort((-(s[idx] - p * rank[idx]), q[idx]))]

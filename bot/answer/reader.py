@@ -63,6 +63,12 @@ def asks_two_things(question: str) -> bool:
     return bool(_TWO_THINGS.search(question))
 
 
+def wrong_kind(question: str, span: str) -> bool:
+    """True when the span is not the kind of answer the question asks for (bot.answer.answer_type); a
+    question asking two things may want two kinds ("what year ..., and where ...") and is not checked."""
+    return not asks_two_things(question) and mismatch(question, span)
+
+
 GATE_FEATURES = ("span_score", "null_score", "rank", "runner_up_margin")
 _NO_RUNNER_UP = -10.0  # a margin no real span has: "nothing else found"
 
@@ -199,9 +205,7 @@ class ReaderAnswerer:
         for f in found:
             lo, hi = sentence_bounds(f.chunk, f.span.start, f.span.end, neighbours=1)
             pairs.append((f.chunk.text[f.sent_start : f.sent_end], f.chunk.text[lo:hi]))
-        # A question asking two things may want two kinds ("what year ..., and where ..."): not checked.
-        typed = not asks_two_things(question)
-        return [replace(f, cover=c, mismatch=typed and mismatch(question, f.chunk.text[f.span.start : f.span.end]))
+        return [replace(f, cover=c, mismatch=wrong_kind(question, f.chunk.text[f.span.start : f.span.end]))
                 for f, c in zip(found, covers(self.vocab, question, pairs, answered))]
 
     def score(self, f: Found, weights: tuple[float, float, float] | None = None) -> float:
