@@ -54,6 +54,8 @@ _AGE_Q = re.compile(r"\bhow old\b|\bat what age\b|\bwhat (?:is|was|were|are) (?:
 # "When" itself is not checked: its answers are as often events ("after the empire fell") as times.
 _DATE_Q = re.compile(r"\b(?:what|which) (?:\w+ )?date\b|\b(?:what|which) day\b", re.I)
 _PERCENT_Q = re.compile(r"\b(?:what|which) (?:\w+ )?(?:percent|percentage|share|proportion|fraction)\b", re.I)
+_BIRTH_YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")  # a year is no age ("born in 1961")
+_AGE_WORDS = re.compile(r"\b(?:teen|twenties|thirties|forties)", re.I)
 
 
 def _quantity(span: str) -> bool:
@@ -75,8 +77,7 @@ def mismatch(question: str, span: str) -> bool:
     if _YEAR_Q.search(q):
         return not _YEAR.search(span)
     if _AGE_Q.search(q):
-        without_years = re.sub(r"\b(?:1[5-9]|20)\d\d\b", " ", span)
-        return not (_QUANTITY.search(without_years) or re.search(r"\b(?:teen|twenties|thirties|forties)", span, re.I))
+        return not (_QUANTITY.search(_BIRTH_YEAR.sub(" ", span)) or _AGE_WORDS.search(span))
     if _DATE_Q.search(q):
         return not _TIME.search(span)
     return False
