@@ -4,6 +4,7 @@
     python -m train.reader --out train/runs/reader   # fine-tune, checkpointing; resumes after a kill
     python -m train.reader --export train/runs/reader # ONNX + int8 into bot/models/reader
     python -m train.evaluate                # held-out figures for the model card
+    python -m train.reader --shared-norm 1.0 --out RUN   # a variant measured and not shipped (model card)
 
 Start / end logits over the tokens; the [CLS] token means "no answer" (SQuAD 2.0 style), so the same
 two heads both find the answer and say when a passage has none. Windows and labels are made by
@@ -66,6 +67,21 @@ def labelled_windows(tokenizer, row: dict, max_len: int, stride: int) -> list[tu
     return out
 
 
+def question_groups(tokenizer, examples: list[dict], args) -> list[list]:
+    """The epoch's windows grouped by question: a positive's windows with those of its sampled negatives
+    (a repeated positive's copies each form their own group; its negatives join the first)."""
+    groups: dict[str, list] = {}
+    order: list[list] = []
+    for r in sorted(examples, key=lambda r: not r["answerable"]):
+        wins = labelled_windows(tokenizer, r, args.max_len, args.stride)
+        if r["answerable"] or r["group"] not in groups:
+            order.append(wins)
+            groups.setdefault(r["group"], wins)
+        else:
+            groups[r["group"]].extend(wins)
+    return order
+
+
 def batches(windows: list, batch_size: int, rng: random.Random) -> list[list]:
     """Batches of windows of similar length (less padding), in random order."""
     idx = list(range(len(windows)))
@@ -79,6 +95,53 @@ def batches(windows: list, batch_size: int, rng: random.Random) -> list[list]:
     return out
 
 
+def grouped_batches(groups: list[list], batch_size: int, rng: random.Random) -> list[list]:
+    """Batches of whole groups (one question's windows: its answer's and its negatives'), similar lengths
+    together, in random order; each window gets its group's place in the batch as a fifth field."""
+    idx = list(range(len(groups)))
+    rng.shuffle(idx)
+    pool = 50 * batch_size
+    out = []
+    for p in range(0, len(idx), pool):
+        part = sorted(idx[p : p + pool], key=lambda i: max(len(w[0]) for w in groups[i]))
+        batch: list = []
+        n_groups = 0
+        for i in part:
+            if batch and len(batch) + len(groups[i]) > batch_size:
+                out.append(batch)
+                batch, n_groups = [], 0
+            batch += [(*w, n_groups) for w in groups[i]]
+            n_groups += 1
+        if batch:
+            out.append(batch)
+    rng.shuffle(out)
+    return out
+
+
+def shared_norm_loss(start_logits, end_logits, mask, starts, ends, group):
+    """Cross-entropy of the gold start (and end) over every position of every window of its question, each
+    window's logits taken relative to its own [CLS] ("no answer"): the margins the bot compares across
+    chunks at query time (bot.answer.span_reader) learn to be comparable across passages, not only within
+    one (shared normalisation, Clark & Gardner 2018). Groups of one window, or without the answer, add nothing."""
+    import torch
+
+    valid = mask.bool().clone()
+    valid[:, 0] = False
+    losses = []
+    for logits, gold in ((start_logits, starts), (end_logits, ends)):
+        rel = (logits - logits[:, :1]).masked_fill(~valid, -1e4)
+        for g in group.unique():
+            rows = (group == g).nonzero().flatten()
+            answer = rows[gold[rows] > 0]
+            if len(rows) < 2 or len(answer) == 0:
+                continue
+            picked = rel[answer, gold[answer]]
+            losses.append(torch.logsumexp(rel[rows].flatten(), 0) - torch.logsumexp(picked, 0))
+    if not losses:
+        return start_logits.sum() * 0.0
+    return torch.stack(losses).mean()
+
+
 def tensors(batch: list, pad: int):
     """Padded input tensors and labels of one batch."""
     import torch
@@ -87,13 +150,14 @@ def tensors(batch: list, pad: int):
     ids = torch.full((len(batch), width), pad, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     types = torch.zeros((len(batch), width), dtype=torch.long)
-    for r, (i, t, _, _) in enumerate(batch):
+    for r, (i, t, *_) in enumerate(batch):
         ids[r, : len(i)] = torch.tensor(i)
         mask[r, : len(i)] = 1
         types[r, : len(t)] = torch.tensor(t)
     starts = torch.tensor([w[2] for w in batch])
     ends = torch.tensor([w[3] for w in batch])
-    return ids, mask, types, starts, ends
+    group = torch.tensor([w[4] if len(w) > 4 else r for r, w in enumerate(batch)])
+    return ids, mask, types, starts, ends, group
 
 
 def quick_eval(model, tokenizer, rows: list[dict], max_len: int, stride: int) -> dict:
@@ -158,8 +222,11 @@ def train(args) -> None:
     for epoch in range(args.epochs):
         rng = random.Random(args.seed + epoch)
         ex = examples_for_epoch(rows, rng, args.neg_ratio, args.news_repeat)
-        wins = [w for r in ex for w in labelled_windows(tokenizer, r, args.max_len, args.stride)]
-        plan.append(batches(wins, args.batch_size, rng))
+        if args.shared_norm:
+            plan.append(grouped_batches(question_groups(tokenizer, ex, args), args.batch_size, rng))
+        else:
+            wins = [w for r in ex for w in labelled_windows(tokenizer, r, args.max_len, args.stride)]
+            plan.append(batches(wins, args.batch_size, rng))
     total = sum(len(p) for p in plan)
     print(f"{len(rows)} rows, {total} steps over {args.epochs} epochs", flush=True)
 
@@ -186,14 +253,17 @@ def train(args) -> None:
     flat = [(e, b) for e, p in enumerate(plan) for b in p]
     for k in range(step, total):
         epoch, batch = flat[k]
-        ids, mask, types, starts, ends = tensors(batch, pad)
+        ids, mask, types, starts, ends, group = tensors(batch, pad)
         res = model(input_ids=ids, attention_mask=mask, token_type_ids=types, start_positions=starts, end_positions=ends)
-        res.loss.backward()
+        loss = res.loss
+        if args.shared_norm:
+            loss = loss + args.shared_norm * shared_norm_loss(res.start_logits, res.end_logits, mask, starts, ends, group)
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad()
-        losses.append(res.loss.item())
+        losses.append(loss.item())
         step = k + 1
         if step % 50 == 0:
             msg = (f"step {step}/{total} epoch {epoch} loss {np.mean(losses[-50:]):.3f} "
@@ -292,6 +362,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=0, help="train on the first N rows only (smoke test)")
     ap.add_argument("--val-size", type=int, default=400)
     ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--shared-norm", type=float, default=0.0,
+                    help="weight of the shared-normalisation loss across a question's windows (0 = off)")
     ap.add_argument("--export", default=None, help="a run folder to export instead of training")
     ap.add_argument("--target", default=str(HERE.parent / "bot" / "models" / "reader"))
     ap.add_argument("--precision", choices=["int8", "float32"], default="int8")
