@@ -112,14 +112,13 @@ def test_shared_norm_loss__ignores_one_window_groups_and_groups_without_the_answ
     loss.backward()  # still a graph: the training step calls backward on the sum
 
 
-def test_question_groups_and_grouped_batches__keep_a_question_with_its_negatives_in_one_batch():
+def test_question_groups_and_batches__keep_a_question_with_its_negatives_in_one_batch():
     import random
-    from types import SimpleNamespace
 
     from tokenizers import Tokenizer
 
     from index.embedding import model_dir
-    from train.reader import grouped_batches, question_groups
+    from train.reader import batches, question_groups
 
     tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
     tok.no_truncation()
@@ -132,10 +131,22 @@ def test_question_groups_and_grouped_batches__keep_a_question_with_its_negatives
     examples = []
     for q in range(6):
         examples += [row(q, False, "Nothing here about it."), row(q, True), row(q, False, "Rain fell.")]
-    groups = question_groups(tok, examples, SimpleNamespace(max_len=64, stride=16))
+    groups = question_groups(tok, examples, 64, 16)
     assert len(groups) == 6 and all(len(g) == 3 for g in groups)
     assert all(sum(w[2] > 0 for w in g) == 1 for g in groups)  # one window holds the answer
-    plan = grouped_batches(groups, 7, random.Random(0))
+    plan = batches(groups, 7, random.Random(0))
     assert sorted(len(b) for b in plan) == [6, 6, 6]  # whole groups, never past the batch size
     for b in plan:
         assert [sum(w[4] == k for w in b) for k in range(2)] == [3, 3]
+
+
+def test_batches__of_single_windows_fill_every_batch_but_the_last_and_number_each_window_its_own_group():
+    import random
+
+    from train.reader import batches
+
+    windows = [([1] * (5 + i % 30), [0] * (5 + i % 30), 0, 0) for i in range(40)]
+    plan = batches([[w] for w in windows], 16, random.Random(0))
+    assert sorted(len(b) for b in plan) == [8, 16, 16]
+    assert sorted(w[:4] for b in plan for w in b) == sorted(windows)
+    assert all([w[4] for w in b] == list(range(len(b))) for b in plan)

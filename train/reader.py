@@ -67,13 +67,13 @@ def labelled_windows(tokenizer, row: dict, max_len: int, stride: int) -> list[tu
     return out
 
 
-def question_groups(tokenizer, examples: list[dict], args) -> list[list]:
+def question_groups(tokenizer, examples: list[dict], max_len: int, stride: int) -> list[list]:
     """The epoch's windows grouped by question: a positive's windows with those of its sampled negatives
     (a repeated positive's copies each form their own group; its negatives join the first)."""
     groups: dict[str, list] = {}
     order: list[list] = []
     for r in sorted(examples, key=lambda r: not r["answerable"]):
-        wins = labelled_windows(tokenizer, r, args.max_len, args.stride)
+        wins = labelled_windows(tokenizer, r, max_len, stride)
         if r["answerable"] or r["group"] not in groups:
             order.append(wins)
             groups.setdefault(r["group"], wins)
@@ -82,22 +82,10 @@ def question_groups(tokenizer, examples: list[dict], args) -> list[list]:
     return order
 
 
-def batches(windows: list, batch_size: int, rng: random.Random) -> list[list]:
-    """Batches of windows of similar length (less padding), in random order."""
-    idx = list(range(len(windows)))
-    rng.shuffle(idx)
-    pool = 50 * batch_size
-    out = []
-    for p in range(0, len(idx), pool):
-        chunk = sorted(idx[p : p + pool], key=lambda i: len(windows[i][0]))
-        out += [[windows[i] for i in chunk[b : b + batch_size]] for b in range(0, len(chunk), batch_size)]
-    rng.shuffle(out)
-    return out
-
-
-def grouped_batches(groups: list[list], batch_size: int, rng: random.Random) -> list[list]:
-    """Batches of whole groups (one question's windows: its answer's and its negatives'), similar lengths
-    together, in random order; each window gets its group's place in the batch as a fifth field."""
+def batches(groups: list[list], batch_size: int, rng: random.Random) -> list[list]:
+    """Batches of whole groups of windows (one window each, or with --shared-norm one question's), similar
+    lengths together (less padding), in random order; each window gets its group's place in the batch as a
+    fifth field."""
     idx = list(range(len(groups)))
     rng.shuffle(idx)
     pool = 50 * batch_size
@@ -156,7 +144,7 @@ def tensors(batch: list, pad: int):
         types[r, : len(t)] = torch.tensor(t)
     starts = torch.tensor([w[2] for w in batch])
     ends = torch.tensor([w[3] for w in batch])
-    group = torch.tensor([w[4] if len(w) > 4 else r for r, w in enumerate(batch)])
+    group = torch.tensor([w[4] for w in batch])
     return ids, mask, types, starts, ends, group
 
 
@@ -223,10 +211,10 @@ def train(args) -> None:
         rng = random.Random(args.seed + epoch)
         ex = examples_for_epoch(rows, rng, args.neg_ratio, args.news_repeat)
         if args.shared_norm:
-            plan.append(grouped_batches(question_groups(tokenizer, ex, args), args.batch_size, rng))
+            groups = question_groups(tokenizer, ex, args.max_len, args.stride)
         else:
-            wins = [w for r in ex for w in labelled_windows(tokenizer, r, args.max_len, args.stride)]
-            plan.append(batches(wins, args.batch_size, rng))
+            groups = [[w] for r in ex for w in labelled_windows(tokenizer, r, args.max_len, args.stride)]
+        plan.append(batches(groups, args.batch_size, rng))
     total = sum(len(p) for p in plan)
     print(f"{len(rows)} rows, {total} steps over {args.epochs} epochs", flush=True)
 
