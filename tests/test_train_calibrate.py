@@ -142,6 +142,9 @@ def test_choose__coverage_may_not_cost_answers_unless_allowed():
     assert free[4] != (0.0, 0.0, 0.0) and false_abstention(free) > 0.05
     capped = choose(records, 0.75)
     assert false_abstention(capped) == 0.0 and free[0] > capped[0]
+    # Caps given from outside (another setting's false abstention) replace the margin-alone bar.
+    loose = choose(records, 0.75, caps={"val": 1.0})
+    assert loose[:4] == free[:4] and false_abstention(choose(records, 0.75, caps={"val": 0.0})) == 0.0
 
 
 def test_choose__weighs_the_type_penalty_when_mismatched_spans_are_the_wrong_ones():
@@ -202,7 +205,8 @@ def test_observe__records_each_finding_with_its_span_and_retype_rechecks_answer_
     for r, q in zip(records, questions):
         assert r["question"] == q.question and r["raw"]["a"]
         for k in ("a", "u", "c"):
-            assert len(r["spans"][k]) == len(r["raw"][k])
+            assert len(r["spans"][k]) == len(r["raw"][k]) == len(r["sentences"][k])
+            assert all(span in sentence for span, sentence in zip(r["spans"][k], r["sentences"][k]))
             for f in r["raw"][k]:
                 f[5] = 9.0
     assert records[0]["raw"]["a"][0][OK] is True  # "180" is in the answer composed from the best finding

@@ -161,6 +161,8 @@ def observe(pipeline, answerer, questions, depth: int) -> list[dict]:
         rec["question"] = q.question
         rec["spans"] = {k: [f.chunk.text[f.span.start : f.span.end] for f in fs]
                         for k, fs in (("a", found), ("u", fu), ("c", fc))}
+        # And each finding's sentence, for a sentence scorer's verdict (train.sentence_scorer --records).
+        rec["sentences"] = {k: [f.sentence for f in fs] for k, fs in (("a", found), ("u", fu), ("c", fc))}
         out.append(rec)
     return out
 
@@ -301,15 +303,16 @@ def fit_gate(sets: dict[str, tuple], share: float, l2: float = 1.0) -> tuple[np.
 
 
 def choose(results: dict[str, list[dict]], share: float, verbose: bool = False,
-           weights: tuple[tuple[float, float, float], ...] = COVERAGE_WEIGHTS, cap_false_abstention: bool = True) -> tuple:
+           weights: tuple[tuple[float, float, float], ...] = COVERAGE_WEIGHTS, cap_false_abstention: bool = True,
+           caps: dict[str, float] | None = None) -> tuple:
     """(objective, depth, threshold, rank penalty, (coverage weights, type penalty)) that the grid picks from per-set
     records; prints the best row of each depth and penalty when verbose.
 
     With cap_false_abstention, coverage may not cost answers: only settings whose false abstention on
-    each set is no higher than that of the margin alone (at its own best setting) are eligible.
+    each set is no higher than that of the margin alone (at its own best setting) are eligible; `caps` (false
+    abstention per set) replaces that bar, for every setting.
     """
-    caps = None
-    if cap_false_abstention and tuple(weights) != NO_COVERAGE:
+    if caps is None and cap_false_abstention and tuple(weights) != NO_COVERAGE:
         _, n0, t0, p0, w0 = choose(results, share, weights=NO_COVERAGE)
         i0 = int(np.argmin(np.abs(THRESHOLDS - t0)))
         caps = {name: sweep(recs, n0, p0, w0)[i0][2] + 1e-9 for name, recs in results.items()}
@@ -350,6 +353,20 @@ def per_question(records: list[dict], n: int, p: float, t: float, share: float,
     return share * ((a >= t) & ok) + (1 - share) * ((u < t).astype(float) + (c < t)) / 2
 
 
+def bootstrap_diffs(pairs: list, rounds: int = 5000, seed: int = 0) -> np.ndarray:
+    """Per resample, the mean over sets of new minus base objective, from (base, new) per-question arrays of
+    each set: questions resampled within each set, the same questions for both."""
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(rounds)
+    for j in range(rounds):
+        d = 0.0
+        for xa, xb in pairs:
+            i = rng.integers(0, len(xa), len(xa))
+            d += xb[i].mean() - xa[i].mean()
+        diffs[j] = d / len(pairs)
+    return diffs
+
+
 def paired_bootstrap(base: dict[str, list[dict]], new: dict[str, list[dict]], share: float,
                      rounds: int = 5000, seed: int = 0, base_weights=COVERAGE_WEIGHTS,
                      new_weights=COVERAGE_WEIGHTS, cap: bool = True) -> dict[str, float]:
@@ -368,14 +385,7 @@ def paired_bootstrap(base: dict[str, list[dict]], new: dict[str, list[dict]], sh
             _, n, t, p, w = settings[key]
             pair.append(per_question(recs[name], n, p, t, share, w))
         xs.append(pair)
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(rounds)
-    for j in range(rounds):
-        d = 0.0
-        for xa, xb in xs:
-            i = rng.integers(0, len(xa), len(xa))
-            d += xb[i].mean() - xa[i].mean()
-        diffs[j] = d / len(xs)
+    diffs = bootstrap_diffs(xs, rounds, seed)
     lo, hi = np.percentile(diffs, [2.5, 97.5])
     return {"base": settings["base"][0], "new": settings["new"][0],
             "gain": settings["new"][0] - settings["base"][0], "low": float(lo), "high": float(hi),

@@ -183,6 +183,56 @@ def quick_eval(model, tokenizer, rows: list[dict], max_len: int, stride: int) ->
     }
 
 
+def optimizer(model, lr: float, warmup: float, total: int):
+    """AdamW (weight decay 0.01 except biases and LayerNorm) with linear warm-up over a `warmup` share of
+    the `total` steps, then linear decay to zero."""
+    import torch
+
+    decay = [p for n, p in model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm"))]
+    rest = [p for n, p in model.named_parameters() if any(k in n for k in ("bias", "LayerNorm"))]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}], lr=lr)
+    warm = int(total * warmup)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm))
+    )
+    return opt, sched
+
+
+def resume(ckpt: Path, model, opt, sched) -> int:
+    """The step a run stopped at, its model, optimiser and schedule restored from ckpt (0 without one)."""
+    import torch
+
+    if not ckpt.exists():
+        return 0
+    state = torch.load(ckpt, weights_only=False)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    print(f"resumed at step {state['step']}", flush=True)
+    return state["step"]
+
+
+def update(loss, model, opt, sched) -> float:
+    """One optimiser step on loss (gradients clipped to norm 1.0, as every run here trains); the loss value."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad()
+    return loss.item()
+
+
+def checkpoint(ckpt: Path, model, opt, sched, step: int) -> None:
+    """Save the run's state atomically (a kill mid-write leaves the previous checkpoint)."""
+    import torch
+
+    tmp = ckpt.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, tmp)
+    os.replace(tmp, ckpt)
+
+
 def train(args) -> None:
     """Fine-tune, checkpointing every --save-every steps; a re-run resumes from the last checkpoint."""
     import torch
@@ -219,22 +269,9 @@ def train(args) -> None:
     print(f"{len(rows)} rows, {total} steps over {args.epochs} epochs", flush=True)
 
     model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir()), attn_implementation="eager")
-    decay = [p for n, p in model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm"))]
-    rest = [p for n, p in model.named_parameters() if any(k in n for k in ("bias", "LayerNorm"))]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}], lr=args.lr)
-    warm = int(total * args.warmup)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm))
-    )
-    step = 0
+    opt, sched = optimizer(model, args.lr, args.warmup, total)
     ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step = state["step"]
-        print(f"resumed at step {step}", flush=True)
+    step = resume(ckpt, model, opt, sched)
     log = open(out / "train.log", "a", encoding="utf-8")
     model.train()
     t0, losses = time.time(), []
@@ -246,12 +283,7 @@ def train(args) -> None:
         loss = res.loss
         if args.shared_norm:
             loss = loss + args.shared_norm * shared_norm_loss(res.start_logits, res.end_logits, mask, starts, ends, group)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        losses.append(loss.item())
+        losses.append(update(loss, model, opt, sched))
         step = k + 1
         if step % 50 == 0:
             msg = (f"step {step}/{total} epoch {epoch} loss {np.mean(losses[-50:]):.3f} "
@@ -261,9 +293,7 @@ def train(args) -> None:
             log.flush()
         epoch_end = step == total or flat[step][0] != epoch
         if step % args.save_every == 0 or epoch_end:
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, tmp)
-            os.replace(tmp, ckpt)
+            checkpoint(ckpt, model, opt, sched, step)
         if epoch_end:
             m = quick_eval(model, tokenizer, val_sample, args.max_len, args.stride)
             msg = f"epoch {epoch} done at step {step}: val {json.dumps(m)}"
