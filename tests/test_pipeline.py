@@ -219,7 +219,9 @@ def llm_env(seed_settings):
             model_cache_dir=seed_settings.model_cache_dir,
             openai_base_url=srv.base_url,
             openai_api_key="test",
-            llm_timeout=1,
+            # The fake server answers at once; a loaded 2-core machine (training beside the suite) has
+            # taken over 1 s to get the request through, so a generous deadline: no test here stalls.
+            llm_timeout=10,
             llm_max_retries=0,
         )
         yield srv, Pipeline.from_settings(settings)
@@ -273,7 +275,7 @@ def test_llm_reads_the_top_k_chunks_when_passages_are_off(seed_settings):
     with FakeOpenAI(_responder) as srv:
         settings = make_settings(
             seed_settings.data_dir, model_cache_dir=seed_settings.model_cache_dir, openai_base_url=srv.base_url,
-            llm_timeout=1, llm_max_retries=0, passage_chars=0, top_k=6,
+            llm_timeout=10, llm_max_retries=0, passage_chars=0, top_k=6,
         )
         pipeline = Pipeline.from_settings(settings)
         a = pipeline.ask(CEO)
