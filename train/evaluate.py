@@ -25,25 +25,33 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
+def read_best(reader, row: dict) -> tuple:
+    """The reader's best span in the row's passage (or None), its text, and the sentence(s) holding it."""
+    from train.prepare import sentences
+
+    spans = reader.read(row["question"], [row["context"]])
+    best = max(spans, key=lambda s: s.margin) if spans else None
+    if best is None:
+        return None, "", ""
+    text = row["context"][best.start : best.end]
+    covering = [(a, b) for a, b in sentences(row["context"]) if a < best.end and b > best.start]
+    return best, text, row["context"][covering[0][0] : covering[-1][1]] if covering else text
+
+
 def score(reader, rows: list[dict], threshold: float) -> dict:
     """EM / F1 and answer-in-sentence on positives, abstention accuracy on negatives, per source."""
     from eval.metrics import contains, normalize, token_f1
-    from train.prepare import sentences
 
     out: dict[str, dict] = {}
     t0 = time.perf_counter()
     for source in sorted({r["source"] for r in rows}):
         em, f1, in_sentence, pos_answered, neg_abstain = [], [], [], [], []
         for r in (x for x in rows if x["source"] == source):
-            spans = reader.read(r["question"], [r["context"]])
-            best = max(spans, key=lambda s: s.margin) if spans else None
-            text = r["context"][best.start : best.end] if best else ""
+            best, text, sentence = read_best(reader, r)
             answered = best is not None and best.margin >= threshold
             if r["answerable"]:
                 em.append(any(normalize(text) == normalize(a) for a in r["answers"]))
                 f1.append(token_f1(text, r["answers"]))
-                covering = [(a, b) for a, b in sentences(r["context"]) if best and a < best.end and b > best.start]
-                sentence = r["context"][covering[0][0] : covering[-1][1]] if covering else text
                 in_sentence.append(bool(contains(sentence, r["answers"])))
                 pos_answered.append(answered)
             else:

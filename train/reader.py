@@ -27,7 +27,8 @@ from bot.answer.span_reader import featurize
 HERE = Path(__file__).resolve().parent
 
 
-def _load(path: Path) -> list[dict]:
+def load_rows(path: Path) -> list[dict]:
+    """The rows of a prepared JSONL split (train.prepare)."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
@@ -249,10 +250,10 @@ def train(args) -> None:
     tokenizer.no_truncation()
     tokenizer.no_padding()
     pad = tokenizer.token_to_id("[PAD]")
-    rows = _load(Path(args.data) / "train.jsonl")
+    rows = load_rows(Path(args.data) / "train.jsonl")
     if args.limit:
         rows = rows[: args.limit]
-    val_rows = _load(Path(args.data) / "val.jsonl")
+    val_rows = load_rows(Path(args.data) / "val.jsonl")
     val_sample = random.Random(7).sample(val_rows, min(args.val_size, len(val_rows)))
 
     # The plan (every epoch's batches) is fixed by the seed, so a resumed run continues the same sequence.

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from train.reader import load_rows
+
 HERE = Path(__file__).resolve().parent
 _WORD = re.compile(r"\w+")
 MAX_QUESTION_TOKENS = 64
@@ -75,10 +77,6 @@ class SentenceScorer:
             ids[k, : len(i)], mask[k, : len(i)], types[k, : len(t)] = i, 1, t
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         return np.asarray(self.session.run(None, feed)[0], dtype=np.float32).reshape(-1)
-
-
-def _load(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _overlap(question: str, sentence: str) -> int:
@@ -167,7 +165,7 @@ def train(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tok = _tokenizer()
     pad = tok.token_to_id("[PAD]")
-    rows = _load(Path(args.data) / "train.jsonl")
+    rows = load_rows(Path(args.data) / "train.jsonl")
     if args.limit:
         rows = rows[: args.limit]
     plan = []
@@ -264,9 +262,9 @@ def evaluate(args) -> None:
     scores below 0 (no answer)."""
     from bot.answer.span_reader import SHIPPED_MODEL, SpanReader
     from eval.metrics import contains
-    from train.prepare import sentences
+    from train.evaluate import read_best
 
-    rows = _load(Path(args.data) / f"{args.split}.jsonl")
+    rows = load_rows(Path(args.data) / f"{args.split}.jsonl")
     if args.limit:
         rows = rows[: args.limit]
     scorer = SentenceScorer(args.evaluate)
@@ -284,11 +282,7 @@ def evaluate(args) -> None:
                 continue
             n_sent.append(len(texts))
             ce.append(bool(contains(texts[int(np.argmax(logits))], r["answers"])))
-            spans = reader.read(r["question"], [r["context"]])
-            best = max(spans, key=lambda s: s.margin) if spans else None
-            covering = [(a, b) for a, b in sentences(r["context"]) if best and a < best.end and b > best.start]
-            sent = r["context"][covering[0][0] : covering[-1][1]] if covering else ""
-            rd.append(bool(contains(sent, r["answers"])))
+            rd.append(bool(contains(read_best(reader, r)[2], r["answers"])))
         result[source] = {"positives": len(ce), "sentences_per_passage": round(float(np.mean(n_sent)), 1),
                           "scorer_sentence_holds_answer": round(float(np.mean(ce)), 4),
                           "reader_sentence_holds_answer": round(float(np.mean(rd)), 4),
@@ -313,13 +307,13 @@ def with_logits(results: dict[str, list[dict]], weight: float) -> dict[str, list
     return out
 
 
-def false_abstention(results: dict[str, list[dict]], choice: tuple) -> dict[str, float]:
-    """Per set, the share of answerable questions abstained on at a grid choice."""
+def rates(results: dict[str, list[dict]], choice: tuple) -> dict[str, tuple[float, float, float, float]]:
+    """Per set, (threshold, answered correctly, false abstention, abstention) at a grid choice."""
     from train.calibrate import THRESHOLDS, sweep
 
     _, n, t, p, w = choice
     i = int(np.argmin(np.abs(THRESHOLDS - t)))
-    return {name: sweep(recs, n, p, w)[i][2] for name, recs in results.items()}
+    return {name: sweep(recs, n, p, w)[i] for name, recs in results.items()}
 
 
 def compare(args) -> None:
@@ -328,14 +322,7 @@ def compare(args) -> None:
     alone at its own choice, paired over the questions. A weight is eligible when it gains on the 95 %
     interval and abstains on no more answerable questions of either set than the reader alone (the rule
     coverage and the type penalty follow, train.calibrate)."""
-    from train.calibrate import (
-        THRESHOLDS,
-        choose,
-        choose_type_penalty,
-        per_question,
-        retype,
-        sweep,
-    )
+    from train.calibrate import choose, choose_type_penalty, per_question, retype
 
     results = json.loads(Path(args.records).read_text())
     scorer = SentenceScorer(args.evaluate)
@@ -357,7 +344,7 @@ def compare(args) -> None:
 
     caps = None
     base = settled(results)
-    caps = {k: v + 1e-9 for k, v in false_abstention(results, base).items()}
+    caps = {k: row[2] + 1e-9 for k, row in rates(results, base).items()}
     base_q = {name: per_question(recs, base[1], base[3], base[2], share, base[4]) for name, recs in results.items()}
     print(f"reader alone: {base}; false abstention {caps}")
     rows = []
@@ -365,15 +352,15 @@ def compare(args) -> None:
         new = with_logits(results, weight)
         choice = settled(new)
         _, n, t, p, w = choice
-        i = int(np.argmin(np.abs(THRESHOLDS - t)))
         cells = "; ".join(f"{name} correct {row[1]:.3f} false-abst {row[2]:.3f} abstain {row[3]:.3f}"
-                          for name, recs in new.items() for row in [sweep(recs, n, p, w)[i]])
+                          for name, row in rates(new, choice).items())
         new_q = {name: per_question(recs, n, p, t, share, w) for name, recs in new.items()}
         b = _paired(base_q, new_q)
         rows.append((weight, new, choice, b))
         print(f"weight {weight:g}: depth {n} penalty {p} coverage/type {w} threshold {t:.2f} | {cells} | objective "
               f"{b['new']:.4f} vs {b['base']:.4f}, gain {b['gain']:+.4f} (95 % interval {b['low']:+.4f} to "
               f"{b['high']:+.4f})", flush=True)
+    # A grid that found no setting within the caps scores -1 (train.calibrate.choose).
     eligible = [r for r in rows if r[3]["low"] > 0 and r[2][0] > 0]
     if not eligible:
         print("no weight gains on the 95 % interval without more false abstention: the scorer does not pay")
